@@ -46,13 +46,13 @@
 #define CASA_DISPATCH_INFO_LEN 24
 #define CASA_AUTH_MD5_LEN 44
 #define CASA_AUTH_SHA256_LEN 60
-#define CASA_STATS_MAX 64      /* entries per report (spec 6.7) */
-#define CASA_NAME_MAX 64       /* bytes of host name (spec 6.8) */
-#define CASA_EXCERPT_MIN 20    /* packet bytes in PKT_EXCERPT (spec 6.5) */
+#define CASA_STATS_MAX 64   /* entries per report (spec 6.7) */
+#define CASA_NAME_MAX 64    /* bytes of host name (spec 6.8) */
+#define CASA_EXCERPT_MIN 20 /* packet bytes in PKT_EXCERPT (spec 6.5) */
 #define CASA_EXCERPT_MAX 128
-#define CASA_IP_PKT_MIN 20     /* IP_PACKET value bytes (spec 9) */
+#define CASA_IP_PKT_MIN 20 /* IP_PACKET value bytes (spec 9) */
 #define CASA_IP_PKT_MAX 65531
-#define CASA_KEY_MAX 64        /* password octets (spec 6.9, MIB) */
+#define CASA_KEY_MAX 64 /* password octets (spec 6.9, MIB) */
 #define CASA_DIGEST_MAX 32
 
 enum casa_msg_type {
@@ -317,8 +317,8 @@ struct casa_auth {
 
 /* A decoded message. Only the members named by `present` are meaningful. */
 struct casa_msg {
-	uint16_t type;    /* casa_msg_type */
-	uint32_t present; /* casa_present bits */
+	uint16_t type;            /* casa_msg_type */
+	uint32_t present;         /* casa_present bits */
 	struct casa_affinity aff; /* WILDCARD or FIXED */
 	uint8_t aux[4];           /* WILDCARD_AUX value, opaque (spec 5.3) */
 	struct casa_action action;
@@ -419,9 +419,9 @@ struct casa_key {
 };
 
 struct casa_auth_params {
-	uint32_t max_senders;     /* replay state entries; 0 = 4096 */
-	uint32_t freshness_s;     /* timestamp window; 0 = check off */
-	uint32_t rollover_s;      /* previous key accepted for this long, 0..3600 */
+	uint32_t max_senders; /* replay state entries; 0 = 4096 */
+	uint32_t freshness_s; /* timestamp window; 0 = check off */
+	uint32_t rollover_s;  /* previous key accepted for this long, 0..3600 */
 };
 
 struct casa_auth_ctx;
@@ -456,12 +456,12 @@ struct casa_signer {
 
 /*
  * Append CASALB_AUTH with the current key to the message in buf[0..len)
- * (which must end 4-byte aligned and carry no AUTH yet), using the next
+ * (a well-formed message, 4-byte aligned, without AUTH), using the next
  * sequence number and timestamp `now`. Returns the new length, -ENOSPC if
  * cap is too small, -ENOKEY if no key is configured, -EINVAL on bad input.
  */
-int casa_sign(const struct casa_auth_ctx *ctx, struct casa_signer *signer, uint8_t *buf,
-	      size_t len, size_t cap, uint32_t now);
+int casa_sign(const struct casa_auth_ctx *ctx, struct casa_signer *signer, uint8_t *buf, size_t len,
+	      size_t cap, uint32_t now);
 
 /*
  * Apply the receive policy to a message that casa_decode accepted from
@@ -476,8 +476,8 @@ enum casa_err casa_verify(struct casa_auth_ctx *ctx, const uint8_t *buf, size_t 
 
 /* Compute the digest of spec 6.9 over buf[0..len) with the AUTH TLV at
  * auth_offset, digest zeroed. out gets 16 or 32 bytes. 0 or -EINVAL. */
-int casa_auth_digest(const struct casa_key *key, const uint8_t *buf, size_t len,
-		     size_t auth_offset, uint8_t *out);
+int casa_auth_digest(const struct casa_key *key, const uint8_t *buf, size_t len, size_t auth_offset,
+		     uint8_t *out);
 
 /*
  * Stream framing for the agent protocol (spec 11.6): each message is

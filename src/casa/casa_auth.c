@@ -90,8 +90,8 @@ static bool key_valid(const struct casa_key *key)
 	return digest_len_of(key->alg) != 0 && key->len >= 1 && key->len <= CASA_KEY_MAX;
 }
 
-int casa_auth_digest(const struct casa_key *key, const uint8_t *buf, size_t len,
-		     size_t auth_offset, uint8_t *out)
+int casa_auth_digest(const struct casa_key *key, const uint8_t *buf, size_t len, size_t auth_offset,
+		     uint8_t *out)
 {
 	size_t dlen = digest_len_of(key->alg);
 	EVP_MAC_CTX *mac;
@@ -111,7 +111,8 @@ int casa_auth_digest(const struct casa_key *key, const uint8_t *buf, size_t len,
 
 void casa_auth_params_default(struct casa_auth_params *p)
 {
-	*p = (struct casa_auth_params){ .max_senders = 4096, .freshness_s = 120,
+	*p = (struct casa_auth_params){ .max_senders = 4096,
+					.freshness_s = 120,
 					.rollover_s = 180 };
 }
 
@@ -200,10 +201,11 @@ int casa_auth_set_key(struct casa_auth_ctx *ctx, const struct casa_key *key, uin
 
 /* ---- signing --------------------------------------------------------------- */
 
-int casa_sign(const struct casa_auth_ctx *ctx, struct casa_signer *signer, uint8_t *buf,
-	      size_t len, size_t cap, uint32_t now)
+int casa_sign(const struct casa_auth_ctx *ctx, struct casa_signer *signer, uint8_t *buf, size_t len,
+	      size_t cap, uint32_t now)
 {
 	const struct casa_key *key = &ctx->cur.key;
+	struct casa_msg msg;
 	size_t dlen, total;
 	uint8_t *t;
 	int rc;
@@ -211,6 +213,11 @@ int casa_sign(const struct casa_auth_ctx *ctx, struct casa_signer *signer, uint8
 	if (!ctx->cur.set)
 		return -ENOKEY;
 	if (len < CASA_HDR_LEN || len % 4 != 0)
+		return -EINVAL;
+	// Only a well-formed message without AUTH can be signed: a second AUTH
+	// would make every receiver refuse it (CASA_E_AUTH_POS).
+	if (casa_decode(buf, len, CASA_MSG_MAX_HARD, &msg) != CASA_OK ||
+	    (msg.present & CASA_HAS_AUTH))
 		return -EINVAL;
 	dlen = digest_len_of(key->alg);
 	total = len + AUTH_FIXED_LEN + dlen;

@@ -611,29 +611,27 @@ static void enc_auth(const struct casa_msg *m, uint8_t *v)
 static const struct tlv_desc tlv_table[] = {
 	{ CASA_TLV_WILDCARD, CASA_HAS_WILDCARD, M(K_WILDCARD), 36, 36, 0, dec_wildcard,
 	  chk_wildcard, enc_wildcard },
-	{ CASA_TLV_FIXED, CASA_HAS_FIXED, M(K_FIXED), 28, 28, 0, dec_fixed, chk_fixed,
-	  enc_fixed },
+	{ CASA_TLV_FIXED, CASA_HAS_FIXED, M(K_FIXED), 28, 28, 0, dec_fixed, chk_fixed, enc_fixed },
 	{ CASA_TLV_IP_PACKET, CASA_HAS_IP_PACKET, M(K_IP), 4 + CASA_IP_PKT_MIN, 0xFFFF, 0,
 	  dec_ip_packet, chk_ip_packet, enc_ip_packet },
-	{ CASA_TLV_HELLO, CASA_HAS_HELLO, M(K_HELLO), 32, 32, 0, dec_hello, chk_hello,
-	  enc_hello },
+	{ CASA_TLV_HELLO, CASA_HAS_HELLO, M(K_HELLO), 32, 32, 0, dec_hello, chk_hello, enc_hello },
 	{ CASA_TLV_HELLO_ACK, CASA_HAS_HELLO_ACK, M(K_ACK), 40, 40, 0, dec_hello_ack, chk_hello,
 	  enc_hello_ack },
 	{ CASA_TLV_TICKLE, CASA_HAS_TICKLE, M(K_TICKLE), 28, 28, 0, dec_tickle, chk_tickle,
 	  enc_tickle },
-	{ CASA_TLV_STATS, CASA_HAS_STATS, M(K_STATS), 16, 16 + 12 * CASA_STATS_MAX, 12,
-	  dec_stats, chk_stats, enc_stats },
+	{ CASA_TLV_STATS, CASA_HAS_STATS, M(K_STATS), 16, 16 + 12 * CASA_STATS_MAX, 12, dec_stats,
+	  chk_stats, enc_stats },
 	{ CASA_TLV_WILDCARD_AUX, CASA_HAS_AUX, M(K_WILDCARD), 8, 8, 0, dec_aux, NULL, enc_aux },
 	{ CASA_TLV_ACTION, CASA_HAS_ACTION, CISCO_AFF, 20, 20, 0, dec_action, chk_action,
 	  enc_action },
-	{ CASA_TLV_SENDER_INFO, CASA_HAS_SENDER_INFO, CISCO_AFF | M(K_IP) | M(K_TICKLE), 12, 12,
-	  0, dec_sender_info, NULL, enc_sender_info },
-	{ CASA_TLV_NAME, CASA_HAS_NAME, M(K_HELLO) | M(K_ACK), 5, 4 + CASA_NAME_MAX, 1,
-	  dec_name, chk_name, enc_name },
+	{ CASA_TLV_SENDER_INFO, CASA_HAS_SENDER_INFO, CISCO_AFF | M(K_IP) | M(K_TICKLE), 12, 12, 0,
+	  dec_sender_info, NULL, enc_sender_info },
+	{ CASA_TLV_NAME, CASA_HAS_NAME, M(K_HELLO) | M(K_ACK), 5, 4 + CASA_NAME_MAX, 1, dec_name,
+	  chk_name, enc_name },
 	{ CASA_TLV_PKT_EXCERPT, CASA_HAS_PKT_EXCERPT, M(K_TICKLE), 8 + CASA_EXCERPT_MIN,
 	  8 + CASA_EXCERPT_MAX, 1, dec_excerpt, chk_excerpt, enc_excerpt },
-	{ CASA_TLV_DISPATCH_INFO, CASA_HAS_DISPATCH_INFO, CISCO_AFF, 24, 24, 0,
-	  dec_dispatch_info, chk_dispatch_info, enc_dispatch_info },
+	{ CASA_TLV_DISPATCH_INFO, CASA_HAS_DISPATCH_INFO, CISCO_AFF, 24, 24, 0, dec_dispatch_info,
+	  chk_dispatch_info, enc_dispatch_info },
 	{ CASA_TLV_AUTH, CASA_HAS_AUTH, M_ALL, 44, 60, 16, dec_auth, NULL, enc_auth },
 };
 #define TLV_TABLE_LEN (sizeof(tlv_table) / sizeof(tlv_table[0]))
@@ -1011,8 +1009,8 @@ static bool bytes_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 static bool stats_equal(const struct casa_stats *a, const struct casa_stats *b)
 {
-	if (a->sender_id != b->sender_id || a->interval != b->interval ||
-	    a->count != b->count || a->reserved != b->reserved)
+	if (a->sender_id != b->sender_id || a->interval != b->interval || a->count != b->count ||
+	    a->reserved != b->reserved)
 		return false;
 	for (size_t i = 0; i < a->count && i < CASA_STATS_MAX; i++)
 		if (a->entries[i].id != b->entries[i].id ||
@@ -1039,8 +1037,8 @@ static bool present_equal(const struct casa_msg *a, const struct casa_msg *b, ui
 		return false;
 	if ((p & CASA_HAS_ACTION) && memcmp(&a->action, &b->action, sizeof(a->action)))
 		return false;
-	if ((p & CASA_HAS_IP_PACKET) && (a->ip_pkt_len != b->ip_pkt_len ||
-					 !bytes_equal(a->ip_pkt, b->ip_pkt, a->ip_pkt_len)))
+	if ((p & CASA_HAS_IP_PACKET) &&
+	    (a->ip_pkt_len != b->ip_pkt_len || !bytes_equal(a->ip_pkt, b->ip_pkt, a->ip_pkt_len)))
 		return false;
 	if ((p & (CASA_HAS_HELLO | CASA_HAS_HELLO_ACK)) &&
 	    memcmp(&a->hello, &b->hello, sizeof(a->hello)))
@@ -1051,16 +1049,15 @@ static bool present_equal(const struct casa_msg *a, const struct casa_msg *b, ui
 		return false;
 	if ((p & CASA_HAS_SENDER_INFO) && memcmp(&a->sender, &b->sender, sizeof(a->sender)))
 		return false;
-	if ((p & CASA_HAS_NAME) && (a->name.len != b->name.len ||
-				    !bytes_equal(a->name.bytes, b->name.bytes, a->name.len)))
+	if ((p & CASA_HAS_NAME) &&
+	    (a->name.len != b->name.len || !bytes_equal(a->name.bytes, b->name.bytes, a->name.len)))
 		return false;
 	if ((p & CASA_HAS_PKT_EXCERPT) &&
 	    (a->excerpt.orig_len != b->excerpt.orig_len ||
 	     a->excerpt.reserved != b->excerpt.reserved || a->excerpt.len != b->excerpt.len ||
 	     !bytes_equal(a->excerpt.bytes, b->excerpt.bytes, a->excerpt.len)))
 		return false;
-	if ((p & CASA_HAS_DISPATCH_INFO) &&
-	    memcmp(&a->dispatch, &b->dispatch, sizeof(a->dispatch)))
+	if ((p & CASA_HAS_DISPATCH_INFO) && memcmp(&a->dispatch, &b->dispatch, sizeof(a->dispatch)))
 		return false;
 	if ((p & CASA_HAS_AUTH) && !auth_equal(&a->auth, &b->auth))
 		return false;

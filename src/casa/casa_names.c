@@ -30,8 +30,7 @@ static const struct {
 } err_names[CASA_E__COUNT] = {
 	[CASA_OK] = { "ok", "CASA_OK", "ok" },
 	[CASA_E_SHORT] = { "message shorter than the 4-byte header", "CASA_E_SHORT", "short" },
-	[CASA_E_TOO_BIG] = { "message longer than the receive limit", "CASA_E_TOO_BIG",
-			     "too_big" },
+	[CASA_E_TOO_BIG] = { "message longer than the receive limit", "CASA_E_TOO_BIG", "too_big" },
 	[CASA_E_VERSION] = { "unsupported version", "CASA_E_VERSION", "version" },
 	[CASA_E_TLV_TRUNC] = { "TLV truncated", "CASA_E_TLV_TRUNC", "tlv_trunc" },
 	[CASA_E_PAD] = { "non-zero TLV padding", "CASA_E_PAD", "pad" },
@@ -53,8 +52,7 @@ static const struct {
 	[CASA_E_AUTH_KEYID] = { "unknown or expired key id", "CASA_E_AUTH_KEYID", "auth_keyid" },
 	[CASA_E_AUTH_BAD] = { "bad digest", "CASA_E_AUTH_BAD", "auth_bad" },
 	[CASA_E_AUTH_STALE] = { "stale timestamp", "CASA_E_AUTH_STALE", "auth_stale" },
-	[CASA_E_AUTH_REPLAY] = { "replayed sequence number", "CASA_E_AUTH_REPLAY",
-				 "auth_replay" },
+	[CASA_E_AUTH_REPLAY] = { "replayed sequence number", "CASA_E_AUTH_REPLAY", "auth_replay" },
 };
 
 static bool err_known(enum casa_err err)
@@ -175,8 +173,8 @@ const char *casa_proto_name(uint16_t proto)
 }
 
 /* "0xHHHH NAME NAME ..." in ascending bit order, as IOS prints criteria. */
-static char *bits_format(uint32_t bits, int hex_digits, const struct casa_name_row *rows,
-			 size_t n, char *out, size_t outlen)
+static char *bits_format(uint32_t bits, int hex_digits, const struct casa_name_row *rows, size_t n,
+			 char *out, size_t outlen)
 {
 	size_t used;
 
@@ -199,11 +197,11 @@ static char *bits_format(uint32_t bits, int hex_digits, const struct casa_name_r
 }
 
 static const struct casa_name_row criteria_names[] = {
-	{ CASA_INT_FIN, "FIN" },	 { CASA_INT_SYN, "SYN" },
-	{ CASA_INT_RST, "RST" },	 { CASA_INT_PSH, "PSH" },
-	{ CASA_INT_ACK, "ACK" },	 { CASA_INT_URG, "URG" },
-	{ CASA_INT_DATA, "DATA" },	 { CASA_INT_FIRSTDATA, "FIRSTDATA" },
-	{ CASA_INT_FRAG, "FRAG" },	 { CASA_INT_ALLPKTS, "ALLPKTS" },
+	{ CASA_INT_FIN, "FIN" },   { CASA_INT_SYN, "SYN" },
+	{ CASA_INT_RST, "RST" },   { CASA_INT_PSH, "PSH" },
+	{ CASA_INT_ACK, "ACK" },   { CASA_INT_URG, "URG" },
+	{ CASA_INT_DATA, "DATA" }, { CASA_INT_FIRSTDATA, "FIRSTDATA" },
+	{ CASA_INT_FRAG, "FRAG" }, { CASA_INT_ALLPKTS, "ALLPKTS" },
 };
 
 char *casa_criteria_format(uint16_t bits, char *out, size_t outlen)

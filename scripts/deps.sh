@@ -28,7 +28,11 @@ CASALB_DEPS=(
 	liburcu-dev   # fast path and control: RCU publication of tables
 	libbpf-dev    # agent and xdp: BPF loaders
 	iproute2      # test bed: ip netns, veth
+	ethtool       # test bed: checksum offloads off on veths
+	curl          # test bed and e2e: real HTTP clients
 	python3       # test log parsing, lint helpers
+	valgrind      # bench: instructions per packet (callgrind)
+	gnuplot-nox   # bench: plots
 )
 
 # Prints the packages of CASALB_DEPS that are not fully installed.

@@ -1,0 +1,88 @@
+/*
+ * fp_encap_dp.c - the forwarding rewrites (worker context): GRE
+ * encapsulation (RFC 2784, with the RFC 2890 key and sequence number) and
+ * layer-2 dispatch (Ethernet addresses only). Pure functions over bytes.
+ */
+#include <string.h>
+
+#include "fp_pkt.h"
+
+#define GRE_K 0x2000 /* RFC 2890 key present */
+#define GRE_S 0x1000 /* RFC 2890 sequence number present */
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+size_t fp_gre_hdr_len(uint8_t flags)
+{
+	return FP_ETH_LEN + FP_IP_MIN_LEN + FP_GRE_MIN_LEN + ((flags & FP_GRE_F_KEY) ? 4 : 0) +
+	       ((flags & FP_GRE_F_SEQ) ? 4 : 0);
+}
+
+/* The outer IPv4 header: TOS, DF and TTL per the rules in *p, each either
+ * fixed or copied from the inner header. */
+static void outer_ipv4(uint8_t *ip, const struct fp_gre_params *p, const uint8_t *inner,
+		       uint32_t total)
+{
+	bool df = p->df < 0 ? (inner[6] & 0x40) != 0 : p->df > 0;
+	uint16_t c;
+
+	ip[0] = 0x45;
+	ip[1] = p->tos < 0 ? inner[1] : (uint8_t)p->tos;
+	wr16(ip + 2, (uint16_t)total);
+	wr16(ip + 4, p->outer_id);
+	wr16(ip + 6, df ? 0x4000 : 0);
+	ip[8] = p->ttl ? p->ttl : inner[8];
+	ip[9] = 47; // GRE
+	wr16(ip + 10, 0);
+	wr32(ip + 12, p->src);
+	wr32(ip + 16, p->dst);
+	c = fp_csum(ip, FP_IP_MIN_LEN);
+	wr16(ip + 10, c);
+}
+
+int fp_gre_write(uint8_t *hdr, const struct fp_gre_params *p, const uint8_t *inner,
+		 uint16_t inner_len)
+{
+	size_t hl = fp_gre_hdr_len(p->flags);
+	uint32_t total = (uint32_t)(hl - FP_ETH_LEN) + inner_len;
+	uint8_t *gre = hdr + FP_ETH_LEN + FP_IP_MIN_LEN, *opt = gre + FP_GRE_MIN_LEN;
+	uint16_t flags = 0;
+
+	if (total > 65535)
+		return -1;
+	memcpy(hdr, p->dst_mac, 6);
+	memcpy(hdr + 6, p->src_mac, 6);
+	wr16(hdr + 12, FP_ETHERTYPE_IPV4);
+	outer_ipv4(hdr + FP_ETH_LEN, p, inner, total);
+	// RFC 2890 order after the base header: checksum (never), key, sequence.
+	if (p->flags & FP_GRE_F_KEY) {
+		flags |= GRE_K;
+		wr32(opt, p->key);
+		opt += 4;
+	}
+	if (p->flags & FP_GRE_F_SEQ) {
+		flags |= GRE_S;
+		wr32(opt, p->seq);
+	}
+	wr16(gre, flags); // version 0 (RFC 2784)
+	wr16(gre + 2, FP_ETHERTYPE_IPV4);
+	return 0;
+}
+
+void fp_l2_rewrite(uint8_t *eth, const uint8_t dst_mac[6], const uint8_t src_mac[6])
+{
+	memcpy(eth, dst_mac, 6);
+	memcpy(eth + 6, src_mac, 6);
+}

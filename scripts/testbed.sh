@@ -90,7 +90,8 @@ target_up()
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
 	mkdir -p "$dir"
 	echo "$t" >"$dir/index.html"
-	in_ns "$t" python3 -m http.server --bind 0.0.0.0 --directory "$dir" "$port" \
+	# ip netns exec execs the program: $! is the server itself.
+	ip netns exec "$(ns "$t")" python3 -m http.server --bind 0.0.0.0 --directory "$dir" "$port" \
 		>"$state/http-$t.log" 2>&1 &
 	echo $! >"$state/http-$t.pid"
 }
@@ -156,7 +157,7 @@ up()
 	done
 	write_conf
 	"$casalb" -n "$state/lb.conf" >/dev/null
-	in_ns lb "$casalb" -c "$state/lb.conf" >"$state/lb.log" 2>&1 &
+	ip netns exec "$(ns lb)" "$casalb" -c "$state/lb.conf" >"$state/lb.log" 2>&1 &
 	echo $! >"$state/lb.pid"
 	wait_http
 	for _ in $(seq 1 100); do

@@ -158,6 +158,7 @@ struct fp_port_rt {
 	uint16_t dpdk_id;
 	uint32_t addr;
 	uint16_t mtu;
+	uint16_t n_rxq; /* worker w polls queues w, w + n_workers, ... below it */
 	uint8_t mac[6];
 };
 

@@ -287,6 +287,11 @@ static int port_setup(uint16_t p, char *err, size_t errlen)
 		return fail(err, errlen,
 			    "port %u (%s): needs %u RX and %u TX queues, device has %u and %u", p,
 			    c->ports[p].dev, nrx, ntx, info.max_rx_queues, info.max_tx_queues);
+	// af_packet opens one socket per queue pair and fans received packets
+	// out over all of them: every RX queue it has must be polled.
+	if (strcmp(info.driver_name, "net_af_packet") == 0)
+		nrx = info.max_rx_queues;
+	pr->n_rxq = nrx;
 	memset(&ec, 0, sizeof(ec));
 	if (nrx > 1 && info.flow_type_rss_offloads) {
 		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;

@@ -495,15 +495,20 @@ unsigned fp_worker_poll(struct fp_worker *w)
 
 	w->now_ms = fp_now_ms();
 	for (uint16_t p = 0; p < fp_state.n_ports; p++) {
-		uint16_t n = rte_eth_rx_burst(fp_state.ports[p].dpdk_id, w->queue, pkts, burst);
+		const struct fp_port_rt *port = &fp_state.ports[p];
 
-		if (n == 0)
-			continue;
-		w->stats.rx_pkts += n;
-		for (uint16_t i = 0; i < n; i++)
-			w->stats.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
-		fp_worker_handle_burst(w, pkts, n, p);
-		total += n;
+		for (uint16_t q = w->queue; q < port->n_rxq;
+		     q = (uint16_t)(q + fp_state.n_workers)) {
+			uint16_t n = rte_eth_rx_burst(port->dpdk_id, q, pkts, burst);
+
+			if (n == 0)
+				continue;
+			w->stats.rx_pkts += n;
+			for (uint16_t i = 0; i < n; i++)
+				w->stats.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+			fp_worker_handle_burst(w, pkts, n, p);
+			total += n;
+		}
 	}
 	fp_worker_flush(w);
 	w->stats.loops++;

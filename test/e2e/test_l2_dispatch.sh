@@ -50,7 +50,7 @@ vip=$(bash "$bed" status | sed -n 's/^vip=//p')
 
 # Capture SYNs on t1's link while the client works.
 cap=$TESTBED_STATE/t1.pcap
-timeout 30 ip netns exec clb-t1 tshark -q -i eth0 -w "$cap" -f "tcp port 80 and tcp[13] & 2 != 0" \
+timeout 30 ip netns exec clb-t1 tshark -q -i eth0 -w "$cap" -f "tcp dst port 80 and tcp[13] & 18 == 2" \
 	>/dev/null 2>&1 &
 cap_pid=$!
 sleep 1.5

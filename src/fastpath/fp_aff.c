@@ -56,6 +56,13 @@ struct fp_aff {
 	uint64_t deletes;
 	uint64_t expiries;
 	uint64_t full;
+	uint64_t moves;
+	/* Cuckoo moves (insert into two full buckets): movers in progress and
+	 * moves completed. A reader's miss is only trusted when neither changed
+	 * during its search, because an entry in flight between its two
+	 * buckets can be missed by a reader that looks at both. */
+	uint64_t moving __attribute__((aligned(64)));
+	uint64_t moved;
 } __attribute__((aligned(64)));
 
 #define HDR_BYTES ((sizeof(struct fp_aff) + 127) & ~(size_t)127)
@@ -235,9 +242,19 @@ static inline bool find(struct fp_aff *t, const struct words *w, uint64_t h, str
 	uint64_t b1, b2;
 
 	buckets_of(t, h, &b1, &b2);
-	if (bucket_find(&t->buckets[b1], w, v, now_ms) == 1)
-		return true;
-	return b2 != b1 && bucket_find(&t->buckets[b2], w, v, now_ms) == 1;
+	for (unsigned attempt = 0; attempt < FP_AFF_READ_RETRIES; attempt++) {
+		uint64_t epoch = __atomic_load_n(&t->moved, __ATOMIC_ACQUIRE);
+
+		if (bucket_find(&t->buckets[b1], w, v, now_ms) == 1)
+			return true;
+		if (b2 != b1 && bucket_find(&t->buckets[b2], w, v, now_ms) == 1)
+			return true;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&t->moving, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_load_n(&t->moved, __ATOMIC_RELAXED) == epoch)
+			return false; // a true miss: no entry moved meanwhile
+	}
+	return false;
 }
 
 bool fp_aff_lookup(struct fp_aff *t, const struct fp_aff_key *key, struct fp_aff_val *val,
@@ -388,6 +405,139 @@ static bool bucket_insert(struct fp_aff *t, struct fp_aff_bucket *b, const struc
 	return false;
 }
 
+/* ---- cuckoo moves: making room in two full buckets ------------------------------ */
+
+#define FP_AFF_CUCKOO_DEPTH 8
+#define FP_AFF_CUCKOO_TRIES 4
+
+struct hop {
+	uint64_t bucket;
+	unsigned slot;
+	uint64_t k0, k1; /* the entry seen there when the path was planned */
+};
+
+/* The other candidate bucket of the entry (k0, k1) that lives in bucket b. */
+static uint64_t alt_bucket(const struct fp_aff *t, uint64_t k0, uint64_t k1, uint64_t b)
+{
+	uint64_t b1, b2;
+
+	buckets_of(t, mix(k0, k1), &b1, &b2);
+	return b == b1 ? b2 : b1;
+}
+
+static int empty_slot(const struct fp_aff_bucket *b)
+{
+	for (unsigned i = 0; i < FP_AFF_BUCKET_SLOTS; i++)
+		if (!k1_live(__atomic_load_n(&b->slot[i].k1, __ATOMIC_RELAXED)))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Move the entry planned at *from into the empty slot `to` of bucket
+ * to_b. Both slots are claimed; the move is abandoned (false) if either
+ * changed since it was planned.
+ */
+static bool move_entry(struct fp_aff *t, const struct hop *from, uint64_t to_b, unsigned to)
+{
+	struct fp_aff_slot *src = &t->buckets[from->bucket].slot[from->slot];
+	struct fp_aff_slot *dst = &t->buckets[to_b].slot[to];
+	uint32_t sseq, dseq;
+	bool ok = false;
+
+	if (!slot_claim(dst, &dseq))
+		return false;
+	if (!slot_claim(src, &sseq)) {
+		slot_release(dst, dseq);
+		return false;
+	}
+	__atomic_fetch_add(&t->moving, 1, __ATOMIC_SEQ_CST);
+	if (!k1_live(__atomic_load_n(&dst->k1, __ATOMIC_RELAXED)) &&
+	    __atomic_load_n(&src->k0, __ATOMIC_RELAXED) == from->k0 &&
+	    __atomic_load_n(&src->k1, __ATOMIC_RELAXED) == from->k1) {
+		struct words w = { from->k0, from->k1 };
+		struct fp_aff_val v = {
+			.target = __atomic_load_n(&src->target, __ATOMIC_RELAXED),
+			.flags = __atomic_load_n(&src->flags, __ATOMIC_RELAXED),
+			.ttl_s = __atomic_load_n(&src->ttl_s, __ATOMIC_RELAXED),
+		};
+
+		// The copy lands before the original goes: never absent.
+		slot_fill(dst, &w, &v, __atomic_load_n(&src->last_ms, __ATOMIC_RELAXED));
+		slot_release(dst, dseq);
+		slot_clear(src);
+		slot_release(src, sseq);
+		ok = true;
+	} else {
+		slot_release(dst, dseq);
+		slot_release(src, sseq);
+	}
+	__atomic_fetch_add(&t->moved, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_sub(&t->moving, 1, __ATOMIC_RELEASE);
+	if (ok)
+		count_add(&t->moves, 1);
+	return ok;
+}
+
+/* Plan a random path of displacements from bucket b to a bucket with an
+ * empty slot; returns its length (0: none found). */
+static unsigned plan_path(struct fp_aff *t, uint64_t b, uint64_t *rng, struct hop *path,
+			  uint64_t *end_b, unsigned *end_slot)
+{
+	for (unsigned d = 0; d < FP_AFF_CUCKOO_DEPTH; d++) {
+		struct fp_aff_slot *s;
+		struct snap o;
+		uint64_t alt;
+		int free_slot;
+
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		path[d].bucket = b;
+		path[d].slot = (unsigned)(*rng % FP_AFF_BUCKET_SLOTS);
+		s = &t->buckets[b].slot[path[d].slot];
+		if (!slot_read(s, &o) || !k1_live(o.k1))
+			return 0; // changing under us: let the caller retry
+		path[d].k0 = o.k0;
+		path[d].k1 = o.k1;
+		alt = alt_bucket(t, o.k0, o.k1, b);
+		free_slot = empty_slot(&t->buckets[alt]);
+		if (free_slot >= 0) {
+			*end_b = alt;
+			*end_slot = (unsigned)free_slot;
+			return d + 1;
+		}
+		b = alt;
+	}
+	return 0;
+}
+
+/* Free a slot in bucket b1 or b2 by moving entries to their other
+ * buckets, last hop first, so every entry always has a home. */
+static bool make_room(struct fp_aff *t, uint64_t b1, uint64_t b2, uint64_t h)
+{
+	uint64_t rng = h | 1;
+
+	for (unsigned tries = 0; tries < FP_AFF_CUCKOO_TRIES; tries++) {
+		struct hop path[FP_AFF_CUCKOO_DEPTH];
+		uint64_t to_b;
+		unsigned to, n, i;
+
+		n = plan_path(t, (tries & 1) ? b2 : b1, &rng, path, &to_b, &to);
+		if (n == 0)
+			continue;
+		for (i = n; i-- > 0;) {
+			if (!move_entry(t, &path[i], to_b, to))
+				break;
+			to_b = path[i].bucket;
+			to = path[i].slot;
+		}
+		if (i == (unsigned)-1)
+			return true;
+	}
+	return false;
+}
+
 int fp_aff_add(struct fp_aff *t, const struct fp_aff_key *key, const struct fp_aff_val *val,
 	       uint32_t now_ms, bool replace)
 {
@@ -414,6 +564,9 @@ int fp_aff_add(struct fp_aff *t, const struct fp_aff_key *key, const struct fp_a
 	}
 	if (bucket_insert(t, first, &w, val, now_ms) ||
 	    (second != first && bucket_insert(t, second, &w, val, now_ms)))
+		return 0;
+	if (make_room(t, b1, b2, h) && (bucket_insert(t, &t->buckets[b1], &w, val, now_ms) ||
+					bucket_insert(t, &t->buckets[b2], &w, val, now_ms)))
 		return 0;
 	count_add(&t->full, 1);
 	return -ENOSPC;

@@ -5,10 +5,12 @@
  *
  * Shape: a power-of-two array of buckets of FP_AFF_BUCKET_SLOTS 32-byte slots
  * (one 128-byte bucket = two cache lines). A key may live in either of two
- * buckets (two-choice hashing); inserts go to the emptier one and nothing
- * ever moves, so a reader never misses a live entry because of a concurrent
- * insert. When both buckets are full the insert fails with -ENOSPC: a full
- * table is a counted, graceful condition, not a crash.
+ * buckets (two-choice hashing); inserts go to the emptier one. When both
+ * are full, entries are moved to their other bucket along a short random
+ * path (cuckoo hashing, copy before clear, last hop first) to make room;
+ * readers retry a miss that overlapped a move (a table-wide move count),
+ * so a live entry is never missed. When no path is found the insert fails
+ * with -ENOSPC: a full table is a counted, graceful condition.
  *
  * Concurrency: every slot carries a sequence word (seqlock). A writer (any
  * thread) claims a slot by CAS of its even sequence to odd, writes, then

@@ -7,21 +7,29 @@
 
 #include "fp_pkt.h"
 
+/* Host <-> big-endian (network) order. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define be16(x) __builtin_bswap16(x)
+#define be32(x) __builtin_bswap32(x)
+#else
+#define be16(x) (x)
+#define be32(x) (x)
+#endif
+
 #define GRE_K 0x2000 /* RFC 2890 key present */
 #define GRE_S 0x1000 /* RFC 2890 sequence number present */
 
+/* Big-endian stores: a byte swap and one store, any alignment. */
 static inline void wr16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	v = be16(v);
+	memcpy(p, &v, 2);
 }
 
 static inline void wr32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	v = be32(v);
+	memcpy(p, &v, 4);
 }
 
 size_t fp_gre_hdr_len(uint8_t flags)
@@ -79,6 +87,27 @@ int fp_gre_write(uint8_t *hdr, const struct fp_gre_params *p, const uint8_t *inn
 	wr16(gre, flags); // version 0 (RFC 2784)
 	wr16(gre + 2, FP_ETHERTYPE_IPV4);
 	return 0;
+}
+
+void fp_gre_apply(uint8_t *hdr, const uint8_t *tmpl, size_t hl, const struct fp_gre_params *p,
+		  const uint8_t *inner, uint16_t inner_len)
+{
+	uint8_t *ip = hdr + FP_ETH_LEN;
+
+	memcpy(hdr, tmpl, hl);
+	wr16(ip + 2, (uint16_t)(hl - FP_ETH_LEN + inner_len));
+	wr16(ip + 4, p->outer_id);
+	if (p->tos < 0)
+		ip[1] = inner[1];
+	if (p->df < 0)
+		ip[6] = inner[6] & 0x40;
+	if (p->ttl == 0)
+		ip[8] = inner[8];
+	if (p->flags & FP_GRE_F_SEQ)
+		wr32(hdr + hl - 4, p->seq);
+	ip[10] = 0;
+	ip[11] = 0;
+	wr16(ip + 10, fp_csum20(ip));
 }
 
 void fp_l2_rewrite(uint8_t *eth, const uint8_t dst_mac[6], const uint8_t src_mac[6])

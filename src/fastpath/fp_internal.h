@@ -29,8 +29,10 @@ struct fp_target_rt {
 	uint16_t port;
 	uint32_t tunnel; /* host order */
 	uint32_t gre_key;
-	uint8_t dst_mac[6]; /* target (L2) or next hop (GRE) */
-	uint8_t src_mac[6]; /* our port's MAC */
+	uint8_t dst_mac[6];   /* target (L2) or next hop (GRE) */
+	uint8_t src_mac[6];   /* our port's MAC */
+	uint8_t gre_len;      /* bytes of gre_tmpl */
+	uint8_t gre_tmpl[48]; /* outer Ethernet, IPv4, GRE: fp_gre_write's, once */
 };
 
 struct fp_sel_rt {
@@ -63,7 +65,8 @@ struct fp_service_rt {
  */
 struct fp_snapshot {
 	uint64_t generation;
-	uint32_t n_targets; /* targets[] has n_targets = max id + 1 rows */
+	struct fp_gre_params gre; /* the per-packet rules (TOS, DF, TTL, flags) */
+	uint32_t n_targets;       /* targets[] has n_targets = max id + 1 rows */
 	struct fp_target_rt *targets;
 	uint32_t n_services;
 	struct fp_service_rt *services;

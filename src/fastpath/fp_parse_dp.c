@@ -10,6 +10,15 @@
 
 #include "fp_pkt.h"
 
+/* Host <-> big-endian (network) order. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define be16(x) __builtin_bswap16(x)
+#define be32(x) __builtin_bswap32(x)
+#else
+#define be16(x) (x)
+#define be32(x) (x)
+#endif
+
 static const char *const verdict_names[] = {
 #define FP_VERDICT_NAME(e, name) [e] = name,
 	FP_VERDICTS(FP_VERDICT_NAME)
@@ -21,32 +30,58 @@ const char *fp_verdict_name(enum fp_verdict v)
 	return (unsigned)v < FP_V__COUNT ? verdict_names[v] : "unknown";
 }
 
+/* Big-endian loads through memcpy: one load and a byte swap, any alignment. */
 static inline uint16_t rd16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] << 8 | p[1]);
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return be16(v);
 }
 
 static inline uint32_t rd32(const uint8_t *p)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32(v);
 }
 
 uint16_t fp_csum(const void *data, size_t n)
 {
 	const uint8_t *p = data;
 	uint64_t sum = 0;
+	uint32_t w32;
+	uint16_t w16;
+	uint8_t last[2];
 
-	// Eight bytes at a time (RFC 1071: the sum is byte-order independent
-	// up to a final swap, so big-endian 16-bit words are summed directly).
-	for (; n >= 8; p += 8, n -= 8)
-		sum += (uint64_t)rd16(p) + rd16(p + 2) + rd16(p + 4) + rd16(p + 6);
-	for (; n >= 2; p += 2, n -= 2)
-		sum += rd16(p);
-	if (n)
-		sum += (uint64_t)p[0] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	// RFC 1071 section 2(B): the one's-complement sum is byte-order
+	// independent, so native 32-bit words are added into a 64-bit
+	// accumulator and the folded result is byte-swapped once at the end.
+	for (; n >= 4; p += 4, n -= 4) {
+		memcpy(&w32, p, 4);
+		sum += w32;
+	}
+	if (n >= 2) {
+		memcpy(&w16, p, 2);
+		sum += w16;
+		p += 2;
+		n -= 2;
+	}
+	if (n) {
+		last[0] = p[0];
+		last[1] = 0;
+		memcpy(&w16, last, 2);
+		sum += w16;
+	}
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	// Native order to the host-order number the caller stores big-endian.
+	w16 = (uint16_t)~sum;
+	memcpy(last, &w16, 2);
+	return (uint16_t)(last[0] << 8 | last[1]);
 }
 
 void fp_ip_ttl_dec(uint8_t *ip)
@@ -185,7 +220,7 @@ static enum fp_verdict parse_ipv4(const uint8_t *frame, uint32_t len, struct fp_
 	tot = rd16(ip + 2);
 	if (tot < hl || tot > avail)
 		return FP_V_DROP_IP_TOTLEN;
-	if (fp_csum(ip, hl) != 0)
+	if ((hl == FP_IP_MIN_LEN ? fp_csum20(ip) : fp_csum(ip, hl)) != 0)
 		return FP_V_DROP_IP_CSUM;
 	pkt->kind = FP_PKT_IPV4;
 	pkt->ip_hlen = (uint16_t)hl;

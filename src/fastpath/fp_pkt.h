@@ -134,6 +134,28 @@ enum fp_verdict fp_parse(const uint8_t *frame, uint32_t len, struct fp_pkt *pkt)
  * Over a header that holds a correct checksum it returns 0. */
 uint16_t fp_csum(const void *data, size_t n);
 
+/* The same for a 20-byte IPv4 header (the common case), inline: five
+ * native 32-bit words summed, folded, complemented. */
+static inline uint16_t fp_csum20(const uint8_t *ip)
+{
+	uint64_t sum = 0;
+	uint32_t w;
+	uint16_t c;
+	uint8_t b[2];
+
+	for (int i = 0; i < 20; i += 4) {
+		__builtin_memcpy(&w, ip + i, 4);
+		sum += w;
+	}
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	c = (uint16_t)~sum;
+	__builtin_memcpy(b, &c, 2);
+	return (uint16_t)(b[0] << 8 | b[1]);
+}
+
 /*
  * Decrement the TTL of the IPv4 header at ip and update its checksum
  * incrementally (RFC 1624 eqn. 3), as z/OS did in trace 300:
@@ -173,6 +195,16 @@ size_t fp_gre_hdr_len(uint8_t flags);
  */
 int fp_gre_write(uint8_t *hdr, const struct fp_gre_params *p, const uint8_t *inner,
 		 uint16_t inner_len);
+
+/*
+ * The per-packet form of fp_gre_write: copy a template that fp_gre_write
+ * built for this target (hl = fp_gre_hdr_len bytes, computed once per
+ * publish), then set only what varies per packet: total length, IP id,
+ * the TOS, DF and TTL copied from the inner header where p says so, the
+ * sequence number, and the header checksum. Same bytes as fp_gre_write.
+ */
+void fp_gre_apply(uint8_t *hdr, const uint8_t *tmpl, size_t hl, const struct fp_gre_params *p,
+		  const uint8_t *inner, uint16_t inner_len);
 
 /* Layer-2 dispatch: rewrite the Ethernet addresses, IP header untouched
  * except what the caller did (TTL). */

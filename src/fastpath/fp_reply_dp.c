@@ -7,18 +7,26 @@
 
 #include "fp_pkt.h"
 
+/* Host <-> big-endian (network) order. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define be16(x) __builtin_bswap16(x)
+#define be32(x) __builtin_bswap32(x)
+#else
+#define be16(x) (x)
+#define be32(x) (x)
+#endif
+
+/* Big-endian stores: a byte swap and one store, any alignment. */
 static inline void wr16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	v = be16(v);
+	memcpy(p, &v, 2);
 }
 
 static inline void wr32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	v = be32(v);
+	memcpy(p, &v, 4);
 }
 
 static void swap(uint8_t *a, uint8_t *b, size_t n)

@@ -150,6 +150,32 @@ static int plan_layout(const struct fp_tables_desc *d, struct layout *l, char *e
 	return 0;
 }
 
+/* The GRE rules of the configuration, as fp_gre_write takes them. */
+static void gre_rules(struct fp_gre_params *g, const struct fp_conf *c)
+{
+	memset(g, 0, sizeof(*g));
+	g->flags = (c->gre.use_key ? FP_GRE_F_KEY : 0) | (c->gre.use_seq ? FP_GRE_F_SEQ : 0);
+	g->ttl = c->gre.ttl;
+	g->tos = c->gre.tos;
+	g->df = c->gre.df;
+}
+
+/* Build target t's outer headers once; workers copy them (fp_gre_apply). */
+static void gre_template(const struct fp_snapshot *s, struct fp_target_rt *t,
+			 const struct fp_target_desc *td, const struct fp_conf *c)
+{
+	static const uint8_t dummy_inner[FP_IP_MIN_LEN] = { 0x45 };
+	struct fp_gre_params g = s->gre;
+
+	memcpy(g.dst_mac, t->dst_mac, 6);
+	memcpy(g.src_mac, t->src_mac, 6);
+	g.src = c->gre.local ? c->gre.local : c->ports[td->port].addr;
+	g.dst = td->tunnel;
+	g.key = td->gre_key;
+	t->gre_len = (uint8_t)fp_gre_hdr_len(g.flags);
+	fp_gre_write(t->gre_tmpl, &g, dummy_inner, 0);
+}
+
 static int fill_targets(struct fp_snapshot *s, const struct fp_tables_desc *d,
 			const struct fp_conf *c, const uint8_t (*port_macs)[6], uint16_t n_ports,
 			char *err, size_t errlen)
@@ -179,6 +205,8 @@ static int fill_targets(struct fp_snapshot *s, const struct fp_tables_desc *d,
 				    td->id);
 		}
 		memcpy(t->src_mac, port_macs[td->port], 6);
+		if (td->dispatch == FP_DISPATCH_GRE)
+			gre_template(s, t, td, c);
 		t->dispatch = td->dispatch;
 		t->port = td->port;
 		t->tunnel = td->tunnel;
@@ -322,6 +350,7 @@ struct fp_snapshot *fp_tables_build(const struct fp_tables_desc *d, const struct
 	memset(s->wc, 0xff, l.wc_slots * sizeof(int32_t));
 	s->vip_mask = l.vip_slots - 1;
 	s->vip_set = (uint32_t *)(base + l.off_vip);
+	gre_rules(&s->gre, c);
 	if (fill_targets(s, d, c, port_macs, n_ports, err, errlen) ||
 	    fill_services(s, d, (struct fp_policy_rt *)(base + l.off_policies),
 			  (uint32_t *)(base + l.off_ids), err, errlen)) {

@@ -112,42 +112,33 @@ enum fp_verdict fp_worker_encap(struct rte_mbuf *m, const struct fp_pkt *pkt,
 				const struct fp_target_rt *t, uint32_t target_id, uint16_t *ip_id,
 				uint32_t *gre_seq)
 {
-	const struct fp_gre_conf *g = &fp_state.conf.gre;
+	const struct fp_snapshot *s = fp_snapshot_get();
 	struct fp_gre_params gp;
-	uint32_t want, have;
-	uint16_t delta;
+	uint32_t have;
 	uint8_t *hdr;
 
 	if (t->dispatch == FP_DISPATCH_L2) {
 		fp_l2_rewrite(frame_of(m), t->dst_mac, t->src_mac);
 		return FP_V_FWD_L2;
 	}
-	memset(&gp, 0, sizeof(gp));
-	gp.flags = (g->use_key ? FP_GRE_F_KEY : 0) | (g->use_seq ? FP_GRE_F_SEQ : 0);
-	want = (uint32_t)fp_gre_hdr_len(gp.flags);
 	// The outer IPv4 packet: our IP and GRE headers plus the inner packet.
-	if ((want - FP_ETH_LEN) + pkt->ip_len > fp_state.ports[t->port].mtu)
+	if ((uint32_t)(t->gre_len - FP_ETH_LEN) + pkt->ip_len > fp_state.ports[t->port].mtu)
 		return FP_V_DROP_TOO_BIG;
 	// Drop Ethernet padding past the IP total length, then make room for
 	// the outer headers in front of the inner IP header.
-	have = pkt->l3_off + pkt->ip_len;
+	have = (uint32_t)pkt->l3_off + pkt->ip_len;
 	if (rte_pktmbuf_pkt_len(m) > have)
-		rte_pktmbuf_trim(m, rte_pktmbuf_pkt_len(m) - have);
-	delta = (uint16_t)(want - pkt->l3_off);
-	hdr = (uint8_t *)rte_pktmbuf_prepend(m, delta);
+		rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_pkt_len(m) - have));
+	hdr = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)(t->gre_len - pkt->l3_off));
 	if (!hdr)
 		return FP_V_DROP_NO_HEADROOM;
-	memcpy(gp.dst_mac, t->dst_mac, 6);
-	memcpy(gp.src_mac, t->src_mac, 6);
-	gp.src = g->local ? g->local : fp_state.ports[t->port].addr;
-	gp.dst = t->tunnel;
-	gp.key = t->gre_key;
-	gp.seq = gre_seq ? gre_seq[target_id]++ : 0;
-	gp.ttl = g->ttl;
-	gp.tos = g->tos;
-	gp.df = g->df;
+	gp.tos = s->gre.tos;
+	gp.df = s->gre.df;
+	gp.ttl = s->gre.ttl;
+	gp.flags = s->gre.flags;
 	gp.outer_id = (*ip_id)++;
-	fp_gre_write(hdr, &gp, hdr + want, pkt->ip_len);
+	gp.seq = (gre_seq && (gp.flags & FP_GRE_F_SEQ)) ? gre_seq[target_id]++ : 0;
+	fp_gre_apply(hdr, t->gre_tmpl, t->gre_len, &gp, hdr + t->gre_len, pkt->ip_len);
 	return FP_V_FWD_GRE;
 }
 

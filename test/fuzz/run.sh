@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Run the fuzz_casa_decode libFuzzer target for a while.
+# Run every libFuzzer target for a while: fuzz_casa_decode, then fuzz_fp_parse.
 #
 # usage: test/fuzz/run.sh BUILD_DIR SECONDS
 #
 # BUILD_DIR is a -Dfuzzing=true build (CC=clang meson setup BUILD_DIR -Dfuzzing=true
-# -Db_sanitize=address,undefined -Db_lundef=false). The seed corpus is built in a temporary
-# directory from test/data/casa/*.hex (for the F datagrams, their CASA payload). Prints
-# libFuzzer's final statistics and "fuzz: casa_decode runs=N seconds=S"; exits non-zero if
-# the fuzzer stopped on a crash or a broken property, printing where the artifacts are (and
-# their hex). The temporary directory is kept then, and removed after a clean run.
+# -Db_sanitize=address,undefined -Db_lundef=false). SECONDS is each target's time. Seed
+# corpora are built in a temporary directory: casa_decode's from test/data/casa/*.hex (for
+# the F datagrams, their CASA payload), fp_parse's from test/fuzz/frames/*.hex; each adds
+# its regressions folder. Prints libFuzzer's final statistics and "fuzz: NAME runs=N
+# seconds=S" per target; exits non-zero if a fuzzer stopped on a crash or a broken property,
+# printing where the artifacts are (and their hex). The temporary directory is kept then,
+# and removed after a clean run.
 set -u
 
 if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
@@ -18,14 +20,15 @@ fi
 build=$1
 seconds=$2
 src=$(cd "$(dirname "$0")/../.." && pwd)
-fuzzer=$build/test/fuzz/fuzz_casa_decode
-if ! [ -x "$fuzzer" ]; then
-	echo "fuzz: $fuzzer not found; configure $build with -Dfuzzing=true (CC=clang)" >&2
-	exit 2
-fi
+for f in fuzz_casa_decode fuzz_fp_parse; do
+	if ! [ -x "$build/test/fuzz/$f" ]; then
+		echo "fuzz: $build/test/fuzz/$f not found; configure $build with -Dfuzzing=true (CC=clang)" >&2
+		exit 2
+	fi
+done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-casa.XXXXXX")
-mkdir -p "$work/corpus" "$work/artifacts"
+work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX")
+mkdir -p "$work/casa_decode/corpus" "$work/fp_parse/corpus" "$work/artifacts"
 
 # shellcheck disable=SC2059 # the format is the data: \xHH escapes only
 hex2bin() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
@@ -49,28 +52,47 @@ casa_payload() {
 for f in "$src"/test/data/casa/*.hex; do
 	hex=$(sed -n 2p "$f")
 	case $hex in 4*) hex=$(casa_payload "$hex") ;; esac
-	hex2bin "$hex" >"$work/corpus/$(basename "$f" .hex)"
+	hex2bin "$hex" >"$work/casa_decode/corpus/$(basename "$f" .hex)"
 done
-for f in "$src"/test/fuzz/regressions/*; do
-	case $f in *.md) continue ;; esac
-	[ -f "$f" ] && cp "$f" "$work/corpus/"
+for f in "$src"/test/fuzz/frames/*.hex; do
+	hex2bin "$(grep -v '^#' "$f" | tr -d ' \n')" >"$work/fp_parse/corpus/$(basename "$f" .hex)"
 done
+copy_regressions() {
+	local dir=$1 to=$2 f
+	for f in "$dir"/*; do
+		case $f in *.md) continue ;; esac
+		[ -f "$f" ] && cp "$f" "$to/"
+	done
+}
+copy_regressions "$src/test/fuzz/regressions" "$work/casa_decode/corpus"
+copy_regressions "$src/test/fuzz/regressions-fp" "$work/fp_parse/corpus"
 
-start=$(date +%s)
-"$fuzzer" -max_len=65535 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
-	-dict="$src/test/fuzz/casa.dict" -artifact_prefix="$work/artifacts/" \
-	-print_final_stats=1 "$work/corpus" >"$work/fuzz.log" 2>&1
-status=$?
-elapsed=$(( $(date +%s) - start ))
+# run_target NAME MAX_LEN [libFuzzer options...]
+failed=0
+run_target() {
+	local name=$1 max_len=$2 status start elapsed runs
+	shift 2
+	start=$(date +%s)
+	"$build/test/fuzz/fuzz_$name" -max_len="$max_len" -max_total_time="$seconds" -timeout=10 \
+		-rss_limit_mb=4096 -artifact_prefix="$work/artifacts/$name-" -print_final_stats=1 \
+		"$@" "$work/$name/corpus" >"$work/$name.log" 2>&1
+	status=$?
+	elapsed=$(( $(date +%s) - start ))
+	grep -E "^(stat::|#[0-9]+[[:space:]]+(INITED|DONE))" "$work/$name.log"
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -1)
+	echo "fuzz: $name runs=${runs:-0} seconds=$elapsed"
+	if [ "$status" != 0 ]; then
+		echo "fuzz: $name FAILED (libFuzzer status $status); log $work/$name.log" >&2
+		grep -E 'ERROR|SUMMARY|runtime error|deadly signal' "$work/$name.log" | head -5 >&2
+		failed=1
+	fi
+}
 
-grep -E "^(stat::|#[0-9]+[[:space:]]+(INITED|DONE))" "$work/fuzz.log"
-runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -1)
-echo "fuzz: casa_decode runs=${runs:-0} seconds=$elapsed"
+run_target casa_decode 65535 -dict="$src/test/fuzz/casa.dict"
+run_target fp_parse 9216
 
 artifacts=$(find "$work/artifacts" -type f | sort)
-if [ "$status" != 0 ] || [ -n "$artifacts" ]; then
-	echo "fuzz: FAILED (libFuzzer status $status); log $work/fuzz.log" >&2
-	grep -E 'ERROR|SUMMARY|runtime error|deadly signal' "$work/fuzz.log" | head -5 >&2
+if [ "$failed" != 0 ] || [ -n "$artifacts" ]; then
 	for a in $artifacts; do
 		echo "fuzz: artifact $a" >&2
 		echo "fuzz:   hex $(od -An -v -tx1 "$a" | tr -d ' \n' | head -c 2000)" >&2

@@ -699,5 +699,6 @@ void fp_aff_stats(const struct fp_aff *t, struct fp_aff_stats *s)
 	s->deletes = __atomic_load_n(&t->deletes, __ATOMIC_RELAXED);
 	s->expiries = __atomic_load_n(&t->expiries, __ATOMIC_RELAXED);
 	s->full = __atomic_load_n(&t->full, __ATOMIC_RELAXED);
+	s->moves = __atomic_load_n(&t->moves, __ATOMIC_RELAXED);
 	s->mem_bytes = t->mem_bytes;
 }

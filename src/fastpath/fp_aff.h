@@ -130,6 +130,7 @@ struct fp_aff_stats {
 	uint64_t capacity; /* as given to fp_aff_init */
 	uint64_t slots;    /* buckets * FP_AFF_BUCKET_SLOTS */
 	uint64_t inserts, deletes, expiries, full;
+	uint64_t moves; /* cuckoo moves made to fit inserts */
 	uint64_t mem_bytes;
 };
 void fp_aff_stats(const struct fp_aff *t, struct fp_aff_stats *s);

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # scripts/demo.sh - show casalb working, for real.
 #
-# usage: scripts/demo.sh [--no-deps]
+# usage: scripts/demo.sh [--no-deps] [--keep]
 #
 # Installs the packages it needs (scripts/deps.sh), builds build/, and runs
-# the parts of casalb that exist. Today that is the CASA library, shown
-# through casadump decoding the redbook's captured CASA messages: the three
-# datagrams of seed section 6.8.1 from a pcap, then the same messages from
-# their hex (test/data/casa/V1-V3.hex). Nothing here is canned: every line
-# after the titles is printed by casadump.
+# the parts of casalb that exist:
+#   - the CASA library, through casadump decoding the redbook's captured CASA
+#     messages: the three datagrams of seed section 6.8.1 from a pcap, then
+#     the same messages from their hex (test/data/casa/V1-V3.hex);
+#   - the appliance on the namespace test bed (scripts/testbed.sh, as root):
+#     casalb's DPDK fast path between a client and three targets running
+#     python3 http.server; curl through the VIP, the answers per target
+#     (weights 3:1:1), the SYNs on a target's link as tshark sees them, and
+#     casalb's own counters. Torn down at the end (--keep leaves it up).
+# Nothing here is canned: every line after the titles is printed by the
+# programs themselves.
 #
-# Each part of the demo is one function called from main; the appliance on
-# its namespace test bed will be added the same way.
+# Each part of the demo is one function called from main.
 #
 # Environment: BUILD_PREFIX puts the build at PREFIX-build (as in test.sh);
 # JOBS sets parallel compile jobs (default 2).
@@ -28,6 +33,7 @@ else
 	build_dir=build
 fi
 jobs=${JOBS:-2}
+keep=0
 casadump=$build_dir/src/casa/casadump
 
 title()
@@ -91,6 +97,53 @@ demo_casadump_hex()
 	done
 }
 
+# The appliance for real: namespaces, DPDK over af_packet, real servers.
+demo_appliance()
+{
+	local bed=scripts/testbed.sh vip pid log n body
+	local -A seen=()
+
+	title "casalb on the namespace test bed: client -> VIP -> casalb (DPDK) -> t1 t2 t3"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: the test bed needs root (network namespaces)"
+		return
+	fi
+	[ "$keep" -eq 1 ] || trap 'bash scripts/testbed.sh down' EXIT
+	BUILD_DIR=$build_dir TESTBED_WEIGHTS="3 1 1" bash "$bed" up
+	BUILD_DIR=$build_dir bash "$bed" status
+	vip=$(bash "$bed" status | sed -n 's/^vip=//p')
+	echo "\$ cat $(bash "$bed" status | sed -n 's/^lb_conf=//p')"
+	cat "$(bash "$bed" status | sed -n 's/^lb_conf=//p')"
+	echo
+	echo "\$ for i in \$(seq 10); do ip netns exec clb-client curl -s http://$vip/; done"
+	for n in $(seq 1 10); do
+		body=$(timeout 5 ip netns exec clb-client curl -s --max-time 3 "http://$vip/") ||
+			body="(failed)"
+		echo "request $n: $body"
+		seen[$body]=$((${seen[$body]:-0} + 1))
+	done
+	echo "answers per target: t1=${seen[t1]:-0} t2=${seen[t2]:-0} t3=${seen[t3]:-0}" \
+		"(weights 3:1:1, smooth weighted round robin)"
+	echo
+	echo "\$ tshark on t2's link while the client asks five times more:"
+	echo "  the SYNs t2 gets, to its own MAC but still client -> VIP (layer-2 dispatch)"
+	timeout 8 ip netns exec clb-t2 tshark -q -l -i eth0 -a duration:4 \
+		-f "tcp dst port 80 and tcp[13] & 18 == 2" \
+		-T fields -e eth.dst -e ip.src -e ip.dst -e tcp.dstport 2>/dev/null &
+	sleep 1.5
+	for n in 1 2 3 4 5; do
+		timeout 5 ip netns exec clb-client curl -s -o /dev/null --max-time 3 "http://$vip/" || true
+	done
+	wait
+	pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
+	log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+	kill -USR1 "$pid"
+	sleep 0.5
+	echo
+	echo "\$ kill -USR1 $pid   # casalb prints its counters"
+	tail -n 3 "$log"
+}
+
 main()
 {
 	local deps=1
@@ -98,11 +151,12 @@ main()
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--no-deps) deps=0 ;;
+		--keep) keep=1 ;;
 		-h | --help)
-			sed -n '4,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+			sed -n '4,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 			return 0
 			;;
-		*) die "unknown argument '$1' (usage: scripts/demo.sh [--no-deps])" ;;
+		*) die "unknown argument '$1' (usage: scripts/demo.sh [--no-deps] [--keep])" ;;
 		esac
 		shift
 	done
@@ -112,6 +166,7 @@ main()
 	demo_build
 	demo_casadump_pcap
 	demo_casadump_hex
+	demo_appliance
 	echo
 	echo "demo: done"
 }

@@ -13,7 +13,8 @@
 # 192.0.2.0/24 for the segment, 203.0.113.10 for the VIP (port 80).
 #
 # up is idempotent (a bed already up is torn down first); down removes
-# everything, even after a failed up. status prints key=value lines:
+# everything, even after a failed up. up reserves 128 hugepages for casalb
+# (down gives them back); when the kernel refuses, casalb runs --no-huge. status prints key=value lines:
 # vip=, port=, nodes=, lb_pid=, and the casalb log path.
 #
 # Environment: BUILD_DIR (default build) holds src/control/casalb;
@@ -40,6 +41,29 @@ in_ns()
 
 log() { echo "testbed: $*" >&2; }
 
+# Reserve 2 MiB pages for casalb (128 = 256 MiB) and remember how many
+# there were; casalb falls back to --no-huge when the kernel refuses.
+hugepages_reserve()
+{
+	local f=/proc/sys/vm/nr_hugepages cur free
+
+	[ -w "$f" ] || return 0
+	cur=$(cat "$f")
+	echo "$cur" >"$state/hugepages.prev"
+	echo $((cur + 128)) >"$f" 2>/dev/null || true
+	free=$(awk '/^HugePages_Free/ { print $2 }' /proc/meminfo)
+	if [ "${free:-0}" -lt 128 ]; then
+		log "only ${free:-0} free hugepages: casalb will use --no-huge"
+	fi
+}
+
+hugepages_restore()
+{
+	if [ -f "$state/hugepages.prev" ]; then
+		cat "$state/hugepages.prev" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+	fi
+}
+
 down()
 {
 	local node pid
@@ -60,6 +84,7 @@ down()
 			ip netns del "$(ns "$node")" 2>/dev/null || true
 		fi
 	done
+	hugepages_restore
 	rm -rf "$state"
 }
 
@@ -156,6 +181,7 @@ up()
 		target_up "${targets[$i]}" $((i + 1))
 	done
 	write_conf
+	hugepages_reserve
 	"$casalb" -n "$state/lb.conf" >/dev/null
 	ip netns exec "$(ns lb)" "$casalb" -c "$state/lb.conf" >"$state/lb.log" 2>&1 &
 	echo $! >"$state/lb.pid"

@@ -9,7 +9,8 @@
  * Scenarios (figures printed last as key=value lines):
  *   p1  hits: 64-byte TCP packets over N established flows (uniform and
  *       Zipf s=0.99), GRE action; baseline: the same harness with a no-op
- *       "forward" (refill, then straight to the TX buffer).
+ *       forward (refill, swap the Ethernet addresses, queue for transmit:
+ *       testpmd's macswap).
  *   p2  SYN path: fresh 5-tuples: select, insert the affinity, notify
  *       control through the event ring, forward.
  *   p4  the affinity table alone at 10 M entries: bytes per affinity,
@@ -290,7 +291,16 @@ static double p1_run(struct p1 *p, uint64_t packets, bool noop)
 				pos = 0;
 		}
 		if (noop) {
-			memcpy(w->tx[0].m, mbufs, sizeof(mbufs));
+			// The classic no-op forward (testpmd's macswap): touch each
+			// frame's Ethernet header and queue it for transmit.
+			for (int i = 0; i < BURST; i++) {
+				uint8_t *f = rte_pktmbuf_mtod(mbufs[i], uint8_t *), mac[6];
+
+				memcpy(mac, f, 6);
+				memcpy(f, f + 6, 6);
+				memcpy(f + 6, mac, 6);
+				w->tx[0].m[i] = mbufs[i];
+			}
 			w->tx[0].n = BURST;
 		} else {
 			fp_worker_handle_burst(w, mbufs, BURST, 0);

@@ -72,16 +72,6 @@ unsigned fp_reclaim(void)
 
 /* ---- affinities ------------------------------------------------------------------- */
 
-static void key_of(const struct fp_flow *f, struct fp_aff_key *k)
-{
-	memset(k, 0, sizeof(*k));
-	k->src = f->src;
-	k->dst = f->dst;
-	k->sport = f->sport;
-	k->dport = f->dport;
-	k->proto = f->proto;
-}
-
 int fp_affinity_add(const struct fp_flow *f, uint32_t target, uint32_t ttl_s)
 {
 	struct fp_aff_key k;
@@ -92,7 +82,7 @@ int fp_affinity_add(const struct fp_flow *f, uint32_t target, uint32_t ttl_s)
 	if (ttl_s == 0 || target >= FP_TARGETS_MAX)
 		return -EINVAL;
 	v.ttl_s = (uint16_t)(ttl_s > 65535 ? 65535 : ttl_s);
-	key_of(f, &k);
+	fp_flow_key(f, &k);
 	return fp_aff_add(fp_state.aff, &k, &v, fp_now_ms(), true);
 }
 
@@ -102,7 +92,7 @@ int fp_affinity_del(const struct fp_flow *f)
 
 	if (!fp_state.aff)
 		return -ENODEV;
-	key_of(f, &k);
+	fp_flow_key(f, &k);
 	return fp_aff_del(fp_state.aff, &k);
 }
 
@@ -127,7 +117,7 @@ int fp_affinity_find(const struct fp_flow *f, struct fp_affinity *out)
 
 	if (!fp_state.aff)
 		return -ENODEV;
-	key_of(f, &k);
+	fp_flow_key(f, &k);
 	// A control lookup must not count as traffic: look up with the entry's
 	// own clock by walking is too slow, so refresh is accepted here; the
 	// idle time reported is then 0. fp_affinity_walk reports true idle times.

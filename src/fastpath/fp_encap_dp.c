@@ -7,30 +7,8 @@
 
 #include "fp_pkt.h"
 
-/* Host <-> big-endian (network) order. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define be16(x) __builtin_bswap16(x)
-#define be32(x) __builtin_bswap32(x)
-#else
-#define be16(x) (x)
-#define be32(x) (x)
-#endif
-
 #define GRE_K 0x2000 /* RFC 2890 key present */
 #define GRE_S 0x1000 /* RFC 2890 sequence number present */
-
-/* Big-endian stores: a byte swap and one store, any alignment. */
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-	v = be16(v);
-	memcpy(p, &v, 2);
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-	v = be32(v);
-	memcpy(p, &v, 4);
-}
 
 size_t fp_gre_hdr_len(uint8_t flags)
 {
@@ -48,16 +26,16 @@ static void outer_ipv4(uint8_t *ip, const struct fp_gre_params *p, const uint8_t
 
 	ip[0] = 0x45;
 	ip[1] = p->tos < 0 ? inner[1] : (uint8_t)p->tos;
-	wr16(ip + 2, (uint16_t)total);
-	wr16(ip + 4, p->outer_id);
-	wr16(ip + 6, df ? 0x4000 : 0);
+	fp_wr16(ip + 2, (uint16_t)total);
+	fp_wr16(ip + 4, p->outer_id);
+	fp_wr16(ip + 6, df ? 0x4000 : 0);
 	ip[8] = p->ttl ? p->ttl : inner[8];
 	ip[9] = 47; // GRE
-	wr16(ip + 10, 0);
-	wr32(ip + 12, p->src);
-	wr32(ip + 16, p->dst);
+	fp_wr16(ip + 10, 0);
+	fp_wr32(ip + 12, p->src);
+	fp_wr32(ip + 16, p->dst);
 	c = fp_csum(ip, FP_IP_MIN_LEN);
-	wr16(ip + 10, c);
+	fp_wr16(ip + 10, c);
 }
 
 int fp_gre_write(uint8_t *hdr, const struct fp_gre_params *p, const uint8_t *inner,
@@ -72,20 +50,20 @@ int fp_gre_write(uint8_t *hdr, const struct fp_gre_params *p, const uint8_t *inn
 		return -1;
 	memcpy(hdr, p->dst_mac, 6);
 	memcpy(hdr + 6, p->src_mac, 6);
-	wr16(hdr + 12, FP_ETHERTYPE_IPV4);
+	fp_wr16(hdr + 12, FP_ETHERTYPE_IPV4);
 	outer_ipv4(hdr + FP_ETH_LEN, p, inner, total);
 	// RFC 2890 order after the base header: checksum (never), key, sequence.
 	if (p->flags & FP_GRE_F_KEY) {
 		flags |= GRE_K;
-		wr32(opt, p->key);
+		fp_wr32(opt, p->key);
 		opt += 4;
 	}
 	if (p->flags & FP_GRE_F_SEQ) {
 		flags |= GRE_S;
-		wr32(opt, p->seq);
+		fp_wr32(opt, p->seq);
 	}
-	wr16(gre, flags); // version 0 (RFC 2784)
-	wr16(gre + 2, FP_ETHERTYPE_IPV4);
+	fp_wr16(gre, flags); // version 0 (RFC 2784)
+	fp_wr16(gre + 2, FP_ETHERTYPE_IPV4);
 	return 0;
 }
 
@@ -95,8 +73,8 @@ void fp_gre_apply(uint8_t *hdr, const uint8_t *tmpl, size_t hl, const struct fp_
 	uint8_t *ip = hdr + FP_ETH_LEN;
 
 	memcpy(hdr, tmpl, hl);
-	wr16(ip + 2, (uint16_t)(hl - FP_ETH_LEN + inner_len));
-	wr16(ip + 4, p->outer_id);
+	fp_wr16(ip + 2, (uint16_t)(hl - FP_ETH_LEN + inner_len));
+	fp_wr16(ip + 4, p->outer_id);
 	if (p->tos < 0)
 		ip[1] = inner[1];
 	if (p->df < 0)
@@ -104,10 +82,10 @@ void fp_gre_apply(uint8_t *hdr, const uint8_t *tmpl, size_t hl, const struct fp_
 	if (p->ttl == 0)
 		ip[8] = inner[8];
 	if (p->flags & FP_GRE_F_SEQ)
-		wr32(hdr + hl - 4, p->seq);
+		fp_wr32(hdr + hl - 4, p->seq);
 	ip[10] = 0;
 	ip[11] = 0;
-	wr16(ip + 10, fp_csum20(ip));
+	fp_wr16(ip + 10, fp_csum20(ip));
 }
 
 void fp_l2_rewrite(uint8_t *eth, const uint8_t dst_mac[6], const uint8_t src_mac[6])

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rte_common.h>
 #include <rte_mbuf.h>
@@ -194,6 +195,17 @@ static inline const struct fp_snapshot *fp_snapshot_get(void)
 /* Drain events, free snapshots (current and retired). Context: control,
  * from fp_fini. */
 void fp_api_fini(void);
+
+/* The affinity key of a flow. Context: any. */
+static inline void fp_flow_key(const struct fp_flow *f, struct fp_aff_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->src = f->src;
+	k->dst = f->dst;
+	k->sport = f->sport;
+	k->dport = f->dport;
+	k->proto = f->proto;
+}
 
 /* Millisecond clock from the TSC. No system call. */
 uint32_t fp_now_ms(void);

@@ -10,15 +10,6 @@
 
 #include "fp_pkt.h"
 
-/* Host <-> big-endian (network) order. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define be16(x) __builtin_bswap16(x)
-#define be32(x) __builtin_bswap32(x)
-#else
-#define be16(x) (x)
-#define be32(x) (x)
-#endif
-
 static const char *const verdict_names[] = {
 #define FP_VERDICT_NAME(e, name) [e] = name,
 	FP_VERDICTS(FP_VERDICT_NAME)
@@ -28,23 +19,6 @@ static const char *const verdict_names[] = {
 const char *fp_verdict_name(enum fp_verdict v)
 {
 	return (unsigned)v < FP_V__COUNT ? verdict_names[v] : "unknown";
-}
-
-/* Big-endian loads through memcpy: one load and a byte swap, any alignment. */
-static inline uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return be16(v);
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32(v);
 }
 
 uint16_t fp_csum(const void *data, size_t n)
@@ -88,9 +62,9 @@ void fp_ip_ttl_dec(uint8_t *ip)
 {
 	// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the 16-bit word holding
 	// TTL (high byte) and protocol.
-	uint32_t old_word = rd16(ip + 8);
+	uint32_t old_word = fp_rd16(ip + 8);
 	uint32_t new_word = old_word - 0x0100;
-	uint32_t sum = (uint16_t)~rd16(ip + 10);
+	uint32_t sum = (uint16_t)~fp_rd16(ip + 10);
 
 	sum += (uint16_t)~old_word;
 	sum += new_word;
@@ -108,12 +82,12 @@ static enum fp_verdict parse_arp(const uint8_t *a, uint32_t len, struct fp_pkt *
 	if (len < 28)
 		return FP_V_DROP_ARP_SHORT;
 	// Ethernet hardware, IPv4 protocol, 6- and 4-byte addresses only.
-	if (rd16(a) != 1 || rd16(a + 2) != FP_ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4)
+	if (fp_rd16(a) != 1 || fp_rd16(a + 2) != FP_ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4)
 		return FP_V_DROP_ARP_FORMAT;
 	pkt->kind = FP_PKT_ARP;
-	pkt->arp_op = rd16(a + 6);
-	pkt->arp_spa = rd32(a + 14);
-	pkt->arp_tpa = rd32(a + 24);
+	pkt->arp_op = fp_rd16(a + 6);
+	pkt->arp_spa = fp_rd32(a + 14);
+	pkt->arp_tpa = fp_rd32(a + 24);
 	return FP_V_OK;
 }
 
@@ -129,8 +103,8 @@ static enum fp_verdict parse_l4(const uint8_t *l4, uint32_t l4len, struct fp_pkt
 		doff = (uint32_t)(l4[12] >> 4) * 4;
 		if (doff < 20 || doff > l4len)
 			return FP_V_DROP_TCP_DOFF;
-		pkt->flow.sport = rd16(l4);
-		pkt->flow.dport = rd16(l4 + 2);
+		pkt->flow.sport = fp_rd16(l4);
+		pkt->flow.dport = fp_rd16(l4 + 2);
 		pkt->tcp_flags = l4[13];
 		pkt->payload_len = (uint16_t)(l4len - doff);
 		return FP_V_OK;
@@ -138,8 +112,8 @@ static enum fp_verdict parse_l4(const uint8_t *l4, uint32_t l4len, struct fp_pkt
 	case 17:
 		if (l4len < 8)
 			return FP_V_DROP_L4_SHORT;
-		pkt->flow.sport = rd16(l4);
-		pkt->flow.dport = rd16(l4 + 2);
+		pkt->flow.sport = fp_rd16(l4);
+		pkt->flow.dport = fp_rd16(l4 + 2);
 		pkt->payload_len = (uint16_t)(l4len - 8);
 		return FP_V_OK;
 	default:
@@ -168,11 +142,11 @@ static enum fp_verdict parse_icmp_quote(const uint8_t *q, uint32_t qlen, struct 
 		return FP_V_DROP_ICMP_SHORT;
 	pkt->icmp_error = true;
 	pkt->flow.proto = q[9];
-	pkt->flow.src = rd32(q + 16);
-	pkt->flow.dst = rd32(q + 12);
+	pkt->flow.src = fp_rd32(q + 16);
+	pkt->flow.dst = fp_rd32(q + 12);
 	if (q[9] == 6 || q[9] == 17) {
-		pkt->flow.sport = rd16(q + hl + 2);
-		pkt->flow.dport = rd16(q + hl);
+		pkt->flow.sport = fp_rd16(q + hl + 2);
+		pkt->flow.dport = fp_rd16(q + hl);
 	}
 	return FP_V_OK;
 }
@@ -217,7 +191,7 @@ static enum fp_verdict parse_ipv4(const uint8_t *frame, uint32_t len, struct fp_
 	hl = (uint32_t)(ip[0] & 0xf) * 4;
 	if (hl < FP_IP_MIN_LEN || hl > avail)
 		return FP_V_DROP_IP_IHL;
-	tot = rd16(ip + 2);
+	tot = fp_rd16(ip + 2);
 	if (tot < hl || tot > avail)
 		return FP_V_DROP_IP_TOTLEN;
 	if ((hl == FP_IP_MIN_LEN ? fp_csum20(ip) : fp_csum(ip, hl)) != 0)
@@ -225,16 +199,16 @@ static enum fp_verdict parse_ipv4(const uint8_t *frame, uint32_t len, struct fp_
 	pkt->kind = FP_PKT_IPV4;
 	pkt->ip_hlen = (uint16_t)hl;
 	pkt->ip_len = (uint16_t)tot;
-	pkt->ip_id = rd16(ip + 4);
-	frag = rd16(ip + 6);
+	pkt->ip_id = fp_rd16(ip + 4);
+	frag = fp_rd16(ip + 6);
 	pkt->frag_off = frag & 0x1fff;
 	pkt->more_frags = (frag & 0x2000) != 0;
 	pkt->is_frag = pkt->more_frags || pkt->frag_off;
 	pkt->first_frag = pkt->frag_off == 0;
 	pkt->ttl = ip[8];
 	pkt->flow.proto = ip[9];
-	pkt->flow.src = rd32(ip + 12);
-	pkt->flow.dst = rd32(ip + 16);
+	pkt->flow.src = fp_rd32(ip + 12);
+	pkt->flow.dst = fp_rd32(ip + 16);
 	payload = tot - hl;
 	if (pkt->is_frag) {
 		v = check_fragment(pkt, payload);
@@ -260,14 +234,14 @@ enum fp_verdict fp_parse(const uint8_t *frame, uint32_t len, struct fp_pkt *pkt)
 	memset(pkt, 0, sizeof(*pkt));
 	if (len < FP_ETH_LEN)
 		return FP_V_DROP_ETH_SHORT;
-	type = rd16(frame + 12);
+	type = fp_rd16(frame + 12);
 	pkt->l3_off = FP_ETH_LEN;
 	if (type == FP_ETHERTYPE_VLAN || type == FP_ETHERTYPE_QINQ) {
 		if (len < FP_ETH_LEN + FP_VLAN_LEN)
 			return FP_V_DROP_VLAN_SHORT;
 		pkt->has_vlan = true;
-		pkt->vlan_tci = rd16(frame + 14);
-		type = rd16(frame + 16);
+		pkt->vlan_tci = fp_rd16(frame + 14);
+		type = fp_rd16(frame + 16);
 		pkt->l3_off = FP_ETH_LEN + FP_VLAN_LEN;
 	}
 	switch (type) {

@@ -129,6 +129,46 @@ struct fp_pkt {
  */
 enum fp_verdict fp_parse(const uint8_t *frame, uint32_t len, struct fp_pkt *pkt);
 
+/* Big-endian (network order) loads and stores at any alignment: one memory
+ * access and a byte swap. */
+static inline uint16_t fp_rd16(const uint8_t *p)
+{
+	uint16_t v;
+
+	__builtin_memcpy(&v, p, 2);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap16(v);
+#endif
+	return v;
+}
+
+static inline uint32_t fp_rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	__builtin_memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	return v;
+}
+
+static inline void fp_wr16(uint8_t *p, uint16_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap16(v);
+#endif
+	__builtin_memcpy(p, &v, 2);
+}
+
+static inline void fp_wr32(uint8_t *p, uint32_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	__builtin_memcpy(p, &v, 4);
+}
+
 /* Internet checksum (RFC 1071) of n bytes, folded and complemented, as a
  * host-order number to be stored big-endian (trace 299's header: 0xF929).
  * Over a header that holds a correct checksum it returns 0. */

@@ -7,28 +7,6 @@
 
 #include "fp_pkt.h"
 
-/* Host <-> big-endian (network) order. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define be16(x) __builtin_bswap16(x)
-#define be32(x) __builtin_bswap32(x)
-#else
-#define be16(x) (x)
-#define be32(x) (x)
-#endif
-
-/* Big-endian stores: a byte swap and one store, any alignment. */
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-	v = be16(v);
-	memcpy(p, &v, 2);
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-	v = be32(v);
-	memcpy(p, &v, 4);
-}
-
 static void swap(uint8_t *a, uint8_t *b, size_t n)
 {
 	uint8_t t[6];
@@ -45,11 +23,11 @@ void fp_arp_reply(uint8_t *frame, const struct fp_pkt *pkt, const uint8_t my_mac
 	// Ethernet: back to the asker, from us (RFC 826).
 	memcpy(frame, frame + 6, 6);
 	memcpy(frame + 6, my_mac, 6);
-	wr16(arp + 6, 2);             // reply
+	fp_wr16(arp + 6, 2);          // reply
 	memcpy(arp + 18, arp + 8, 6); // target hardware = old sender hardware
-	wr32(arp + 24, pkt->arp_spa);
+	fp_wr32(arp + 24, pkt->arp_spa);
 	memcpy(arp + 8, my_mac, 6);
-	wr32(arp + 14, pkt->arp_tpa);
+	fp_wr32(arp + 14, pkt->arp_tpa);
 }
 
 int fp_icmp_echo_reply(uint8_t *frame, const struct fp_pkt *pkt)
@@ -66,12 +44,12 @@ int fp_icmp_echo_reply(uint8_t *frame, const struct fp_pkt *pkt)
 	swap(frame, frame + 6, 6);
 	swap(ip + 12, ip + 16, 4);
 	ip[8] = 64;
-	wr16(ip + 10, 0);
+	fp_wr16(ip + 10, 0);
 	c = fp_csum(ip, pkt->ip_hlen);
-	wr16(ip + 10, c);
+	fp_wr16(ip + 10, c);
 	icmp[0] = 0; // echo reply
-	wr16(icmp + 2, 0);
+	fp_wr16(icmp + 2, 0);
 	c = fp_csum(icmp, icmp_len);
-	wr16(icmp + 2, c);
+	fp_wr16(icmp + 2, c);
 	return 0;
 }

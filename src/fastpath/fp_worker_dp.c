@@ -57,16 +57,6 @@ static inline void tx_queue(struct fp_worker *w, uint16_t port, struct rte_mbuf 
 	b->m[b->n++] = m;
 }
 
-static inline void aff_key_of(const struct fp_flow *f, struct fp_aff_key *k)
-{
-	memset(k, 0, sizeof(*k));
-	k->src = f->src;
-	k->dst = f->dst;
-	k->sport = f->sport;
-	k->dport = f->dport;
-	k->proto = f->proto;
-}
-
 /* Fragment records use the affinity table's key shape: the IP id in place
  * of the source port and a marker in pad[0] (RFC 791: fragments of one
  * datagram share source, destination, protocol and id). */
@@ -433,7 +423,7 @@ void fp_worker_handle_burst(struct fp_worker *w, struct rte_mbuf **pkts, uint16_
 	for (uint16_t i = 0; i < n; i++) {
 		jobs[nl].m = pkts[i];
 		if (classify(w, s, &jobs[nl], in_port) == FP_STEP_LOOKUP) {
-			aff_key_of(&jobs[nl].pkt.flow, &keys[nl]);
+			fp_flow_key(&jobs[nl].pkt.flow, &keys[nl]);
 			nl++;
 		}
 	}

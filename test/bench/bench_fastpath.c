@@ -31,6 +31,7 @@
 #include <rte_ring_elem.h>
 
 #include "fp_internal.h"
+#include "fp_test_util.h"
 
 #define BURST 32
 #define VIP 0xCB00710Au     /* 203.0.113.10 */
@@ -146,17 +147,6 @@ static void state_create(uint32_t capacity)
 
 /* ---- frames ------------------------------------------------------------------------ */
 
-static uint16_t csum16(const uint8_t *p, size_t n)
-{
-	uint32_t s = 0;
-
-	for (size_t i = 0; i < n; i += 2)
-		s += (uint32_t)(p[i] << 8) + p[i + 1];
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
 /* A 64-byte Ethernet frame: IPv4/TCP from client:sport to VIP:80. */
 static void tcp_frame(uint8_t f[64], uint32_t client, uint16_t sport, uint8_t flags)
 {
@@ -182,7 +172,7 @@ static void tcp_frame(uint8_t f[64], uint32_t client, uint16_t sport, uint8_t fl
 	ip[17] = (uint8_t)(VIP >> 16);
 	ip[18] = (uint8_t)(VIP >> 8);
 	ip[19] = (uint8_t)VIP;
-	c = csum16(ip, 20);
+	c = fpt_csum(ip, 20);
 	ip[10] = (uint8_t)(c >> 8);
 	ip[11] = (uint8_t)c;
 	tcp[0] = (uint8_t)(sport >> 8);
@@ -343,7 +333,7 @@ static double p2_run(uint64_t syns)
 			f[29] = (uint8_t)(done >> 16);
 			f[24] = f[25] = 0;
 			{
-				uint16_t c = csum16(f + 14, 20);
+				uint16_t c = fpt_csum(f + 14, 20);
 
 				f[24] = (uint8_t)(c >> 8);
 				f[25] = (uint8_t)c;

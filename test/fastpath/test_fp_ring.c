@@ -19,6 +19,7 @@
 #include <rte_ring.h>
 
 #include "fp_internal.h"
+#include "fp_test_util.h"
 
 #define VIP 0x09439D11u      /* 9.67.157.17 */
 #define VIP_UDP 0x09439D12u  /* 9.67.157.18 */
@@ -45,20 +46,6 @@ static const char *redbook_syn_fwd = "45300030B66E40007E06FA2909439C6809439D110A
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static size_t hex(const char *h, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-
-	for (; h[0] && h[1] && n < cap; h += 2) {
-		unsigned v;
-
-		if (sscanf(h, "%2x", &v) != 1)
-			break;
-		out[n++] = (uint8_t)v;
-	}
-	return n;
-}
-
 /* An Ethernet frame to our port carrying the IPv4 packet in hex. */
 static size_t eth_frame(uint8_t *f, const char *ip_hex, uint16_t vlan)
 {
@@ -75,29 +62,7 @@ static size_t eth_frame(uint8_t *f, const char *ip_hex, uint16_t vlan)
 	}
 	f[off] = 0x08;
 	f[off + 1] = 0x00;
-	return off + 2 + hex(ip_hex, f + off + 2, 2000);
-}
-
-static uint16_t csum(const uint8_t *p, size_t n)
-{
-	uint32_t s = 0;
-
-	for (size_t i = 0; i < n; i += 2)
-		s += (uint32_t)(p[i] << 8) + (i + 1 < n ? p[i + 1] : 0);
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-/* Recompute the IPv4 header checksum of the packet at ip. */
-static void ip_fix(uint8_t *ip)
-{
-	uint16_t c;
-
-	ip[10] = ip[11] = 0;
-	c = csum(ip, (size_t)(ip[0] & 0xf) * 4);
-	ip[10] = (uint8_t)(c >> 8);
-	ip[11] = (uint8_t)c;
+	return off + 2 + fpt_hex(ip_hex, f + off + 2, 2000);
 }
 
 static void inject(const uint8_t *f, size_t len)
@@ -253,7 +218,7 @@ static size_t gre_frame(uint8_t *f, const uint8_t *inner, size_t n, uint16_t id)
 	ip[8] = 64;
 	ip[9] = 47;
 	memcpy(ip + 12, "\x09\x43\x9c\x49\x09\x43\x9c\x4a", 8);
-	ip_fix(ip);
+	fpt_ip_fix(ip);
 	memcpy(ip + 20, "\x00\x00\x08\x00", 4);
 	memcpy(ip + 24, inner, n);
 	return 38 + n;
@@ -267,7 +232,7 @@ static void test_syn_gre_redbook(void)
 	struct fp_affinity a;
 
 	drain();
-	hex(redbook_syn_fwd, inner, sizeof(inner));
+	fpt_hex(redbook_syn_fwd, inner, sizeof(inner));
 	wl = gre_frame(want, inner, 48, worker()->ip_id);
 	// Exactly the outer header the test's own arithmetic expects: total
 	// length 0x48, DF, TTL 64, GRE, checksum 0xEF3D for IP id 0.
@@ -293,14 +258,14 @@ static void test_established_follows_affinity(void)
 	size_t n, wl;
 
 	// The client's ACK (flags 0x10) of the same connection; TTL 128.
-	hex("45000028B66F40008006000009439C6809439D110AD3001776748624000000015010400000000000",
-	    inner, sizeof(inner));
-	ip_fix(inner);
+	fpt_hex("45000028B66F40008006000009439C6809439D110AD3001776748624000000015010400000000000",
+		inner, sizeof(inner));
+	fpt_ip_fix(inner);
 	n = eth_frame(in, "", 0);
 	memcpy(in + n, inner, 40);
 	n += 40;
 	inner[8] = 127;
-	ip_fix(inner);
+	fpt_ip_fix(inner);
 	wl = gre_frame(want, inner, 40, worker()->ip_id);
 	expect(in, n, FP_V_FWD_GRE, want, wl);
 	CU_ASSERT_EQUAL(fp_event_poll((struct fp_event[1]){ 0 }, 1), 0u); // no new connection
@@ -319,7 +284,7 @@ static void test_syn_l2_redbook(void)
 	memcpy(want + 6, port_mac, 6);
 	want[12] = 0x08;
 	want[13] = 0x00;
-	wl = 14 + hex(redbook_syn_fwd, want + 14, 64);
+	wl = 14 + fpt_hex(redbook_syn_fwd, want + 14, 64);
 	expect(in, n, FP_V_FWD_L2, want, wl);
 	CU_ASSERT_EQUAL(fp_event_poll(&ev, 1), 1u);
 	CU_ASSERT_EQUAL(ev.target, T_L2);
@@ -328,7 +293,7 @@ static void test_syn_l2_redbook(void)
 	CU_ASSERT_EQUAL(fp_affinity_del(&redbook_flow), 0);
 	n = eth_frame(in, redbook_syn, 0x0064);
 	memcpy(want + 12, "\x81\x00\x00\x64\x08\x00", 6);
-	wl = 18 + hex(redbook_syn_fwd, want + 18, 64);
+	wl = 18 + fpt_hex(redbook_syn_fwd, want + 18, 64);
 	expect(in, n, FP_V_FWD_L2, want, wl);
 	drain();
 	CU_ASSERT_EQUAL(fp_affinity_del(&redbook_flow), 0);
@@ -344,9 +309,9 @@ static void test_interest_and_control_forward(void)
 	const uint8_t *data;
 
 	// A mid-connection packet of a flow this box never saw (port 2772).
-	hex("45000028B67040008006000009439C6809439D110AD4001776748624000000015010400000000000",
-	    inner, sizeof(inner));
-	ip_fix(inner);
+	fpt_hex("45000028B67040008006000009439C6809439D110AD4001776748624000000015010400000000000",
+		inner, sizeof(inner));
+	fpt_ip_fix(inner);
 	n = eth_frame(in, "", 0);
 	memcpy(in + n, inner, 40);
 	n += 40;
@@ -360,7 +325,7 @@ static void test_interest_and_control_forward(void)
 	CU_ASSERT_EQUAL(fp_event_forward(&ev, T_GRE), 0);
 	CU_ASSERT_PTR_NULL(ev.pkt);
 	inner[8] = 127;
-	ip_fix(inner);
+	fpt_ip_fix(inner);
 	wl = gre_frame(want, inner, 40, 0);
 	CU_ASSERT_EQUAL_FATAL(take(ctl_ring, out, lens, 2), 1u);
 	CU_ASSERT_EQUAL(lens[0], wl);
@@ -368,7 +333,7 @@ static void test_interest_and_control_forward(void)
 	CU_ASSERT(memcmp(out[0], want, 18) == 0);
 	CU_ASSERT(memcmp(out[0] + 20, want + 20, 4) == 0);
 	CU_ASSERT(memcmp(out[0] + 26, want + 26, wl - 26) == 0);
-	CU_ASSERT_EQUAL(csum(out[0] + 14, 20), 0);
+	CU_ASSERT_EQUAL(fpt_csum(out[0] + 14, 20), 0);
 }
 
 static void test_arp(void)
@@ -408,10 +373,10 @@ static void test_icmp_echo(void)
 	uint32_t lens[2];
 	size_t n;
 
-	hex("4500001C1234000040010000C633640109439D11080000000001000100", ip, sizeof(ip));
-	ip_fix(ip);
+	fpt_hex("4500001C1234000040010000C633640109439D11080000000001000100", ip, sizeof(ip));
+	fpt_ip_fix(ip);
 	{
-		uint16_t c = csum(ip + 20, 8);
+		uint16_t c = fpt_csum(ip + 20, 8);
 
 		ip[22] = (uint8_t)(c >> 8);
 		ip[23] = (uint8_t)c;
@@ -425,8 +390,8 @@ static void test_icmp_echo(void)
 	CU_ASSERT(memcmp(out[0], client_mac, 6) == 0);
 	CU_ASSERT(memcmp(out[0] + 26, "\x09\x43\x9d\x11\xc6\x33\x64\x01", 8) == 0);
 	CU_ASSERT_EQUAL(out[0][34], 0); // echo reply
-	CU_ASSERT_EQUAL(csum(out[0] + 14, 20), 0);
-	CU_ASSERT_EQUAL(csum(out[0] + 34, 8), 0);
+	CU_ASSERT_EQUAL(fpt_csum(out[0] + 14, 20), 0);
+	CU_ASSERT_EQUAL(fpt_csum(out[0] + 34, 8), 0);
 }
 
 /* ICMP "fragmentation needed" from a router about VIP -> client follows the
@@ -441,11 +406,11 @@ static void test_icmp_frag_needed_follows_flow(void)
 	CU_ASSERT_EQUAL(fp_affinity_add(&redbook_flow, T_GRE, 900), 0);
 	before = verdict(FP_V_FWD_GRE);
 	// Router 198.51.100.1 -> VIP; quote: VIP:23 -> client:2771, TCP.
-	hex("45000038000100004001000"
-	    "0C633640109439D11"
-	    "030400000000057845000028000040003F06000009439D1109439C6800170AD300000001",
-	    ip, sizeof(ip));
-	ip_fix(ip);
+	fpt_hex("45000038000100004001000"
+		"0C633640109439D11"
+		"030400000000057845000028000040003F06000009439D1109439C6800170AD300000001",
+		ip, sizeof(ip));
+	fpt_ip_fix(ip);
 	n = eth_frame(in, "", 0);
 	memcpy(in + n, ip, 56);
 	n += 56;
@@ -460,19 +425,19 @@ static void test_icmp_frag_needed_follows_flow(void)
 /* A UDP datagram in two fragments (RFC 791): 16 bytes then 8. */
 static void frag_pair(uint8_t first[64], uint8_t last[64], uint16_t id)
 {
-	hex("4500002C0000200040110000C633640A09439D12"
-	    "3039003500200000"
-	    "41414141414141414141414141414141",
-	    first, 64);
+	fpt_hex("4500002C0000200040110000C633640A09439D12"
+		"3039003500200000"
+		"41414141414141414141414141414141",
+		first, 64);
 	first[4] = (uint8_t)(id >> 8);
 	first[5] = (uint8_t)id;
-	ip_fix(first);
-	hex("4500001C0000000340110000C633640A09439D12"
-	    "4242424242424242",
-	    last, 64);
+	fpt_ip_fix(first);
+	fpt_hex("4500001C0000000340110000C633640A09439D12"
+		"4242424242424242",
+		last, 64);
 	last[4] = (uint8_t)(id >> 8);
 	last[5] = (uint8_t)id;
-	ip_fix(last);
+	fpt_ip_fix(last);
 }
 
 static void test_fragments(void)
@@ -551,9 +516,9 @@ static void test_fin_marks_closing(void)
 	struct fp_affinity a;
 
 	CU_ASSERT_EQUAL(fp_affinity_add(&redbook_flow, T_GRE, 900), 0);
-	hex("45000028B67140008006000009439C6809439D110AD3001776748624000000015011400000000000", ip,
-	    sizeof(ip));
-	ip_fix(ip);
+	fpt_hex("45000028B67140008006000009439C6809439D110AD3001776748624000000015011400000000000",
+		ip, sizeof(ip));
+	fpt_ip_fix(ip);
 	n = eth_frame(in, "", 0);
 	memcpy(in + n, ip, 40);
 	n += 40;
@@ -640,11 +605,11 @@ static void test_malformed(void)
 		size_t n;
 
 		if (c->raw_hex) {
-			n = hex(c->raw_hex, in, sizeof(in));
+			n = fpt_hex(c->raw_hex, in, sizeof(in));
 		} else {
 			n = eth_frame(in, c->ip_hex, 0);
 			if (c->fix_csum)
-				ip_fix(in + 14);
+				fpt_ip_fix(in + 14);
 		}
 		if (n < 60 && c->raw_hex == NULL && c->v != FP_V_DROP_IP_SHORT &&
 		    c->v != FP_V_DROP_IP_TOTLEN) {
@@ -664,7 +629,7 @@ static void test_no_target_goes_to_control(void)
 
 	in[14 + 19] = 0x13; // to 9.67.157.19
 	in[14 + 23] = 80;
-	ip_fix(in + 14);
+	fpt_ip_fix(in + 14);
 	expect(in, n, FP_V_NO_TARGET_TO_CONTROL, NULL, 0);
 	CU_ASSERT_EQUAL_FATAL(fp_event_poll(&ev, 1), 1u);
 	CU_ASSERT_EQUAL(ev.type, FP_EV_NO_TARGET);

@@ -11,39 +11,14 @@
 #include <CUnit/Basic.h>
 
 #include "fp_pkt.h"
-
-static size_t hex(const char *h, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-
-	for (; h[0] && h[1] && n < cap; h += 2) {
-		unsigned v;
-
-		if (sscanf(h, "%2x", &v) != 1)
-			break;
-		out[n++] = (uint8_t)v;
-	}
-	return n;
-}
-
-/* Reference checksum: RFC 1071 in its plainest form, big-endian words. */
-static uint16_t ref_csum(const uint8_t *p, size_t n)
-{
-	uint32_t s = 0;
-
-	for (size_t i = 0; i < n; i += 2)
-		s += (uint32_t)(p[i] << 8) + (i + 1 < n ? p[i + 1] : 0);
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
+#include "fp_test_util.h"
 
 static void test_ttl_dec_redbook(void)
 {
 	uint8_t ip[64], want[64];
 
-	hex("45300030B66E40007F06F92909439C6809439D110AD30017", ip, sizeof(ip));
-	hex("45300030B66E40007E06FA2909439C6809439D110AD30017", want, sizeof(want));
+	fpt_hex("45300030B66E40007F06F92909439C6809439D110AD30017", ip, sizeof(ip));
+	fpt_hex("45300030B66E40007E06FA2909439C6809439D110AD30017", want, sizeof(want));
 	CU_ASSERT_EQUAL(fp_csum(ip, 20), 0);
 	fp_ip_ttl_dec(ip);
 	CU_ASSERT(memcmp(ip, want, 24) == 0); // TTL 7F -> 7E, checksum F929 -> FA29
@@ -66,11 +41,11 @@ static void test_ttl_dec_matches_recompute(void)
 		ip[0] = 0x45;
 		ip[8] = (uint8_t)(ip[8] | 2); // TTL >= 2
 		ip[10] = ip[11] = 0;
-		c = ref_csum(ip, 20);
+		c = fpt_csum(ip, 20);
 		ip[10] = (uint8_t)(c >> 8);
 		ip[11] = (uint8_t)c;
 		fp_ip_ttl_dec(ip);
-		if (ref_csum(ip, 20) != 0) {
+		if (fpt_csum(ip, 20) != 0) {
 			CU_FAIL("incremental checksum disagrees with a recompute");
 			break;
 		}
@@ -85,8 +60,8 @@ static void test_csum_reference(void)
 		buf[i] = (uint8_t)(i * 37 + 11);
 	for (size_t n = 0; n <= sizeof(buf); n++)
 		CU_ASSERT_EQUAL(fp_csum(buf + (n & 1), n - (n & 1)),
-				ref_csum(buf + (n & 1), n - (n & 1)));
-	CU_ASSERT_EQUAL(fp_csum20(buf + 1), ref_csum(buf + 1, 20));
+				fpt_csum(buf + (n & 1), n - (n & 1)));
+	CU_ASSERT_EQUAL(fp_csum20(buf + 1), fpt_csum(buf + 1, 20));
 }
 
 /* Trace 299's outer header: 9.67.157.136 -> 9.67.156.1, id B9EA, TTL 254,
@@ -106,21 +81,21 @@ static void test_gre_redbook_outer(void)
 	};
 	size_t n;
 
-	n = hex("4500005402750000FF11119501010102"
-		"09439C49"
-		"0665066500400000"
-		"0001060106010034"
-		"45300030B66E4000"
-		"7F06F92909439C68"
-		"09439D110AD30017"
-		"7674862300000000"
-		"70024000EF9D0000"
-		"020405B401010402",
-		inner, sizeof(inner));
+	n = fpt_hex("4500005402750000FF11119501010102"
+		    "09439C49"
+		    "0665066500400000"
+		    "0001060106010034"
+		    "45300030B66E4000"
+		    "7F06F92909439C68"
+		    "09439D110AD30017"
+		    "7674862300000000"
+		    "70024000EF9D0000"
+		    "020405B401010402",
+		    inner, sizeof(inner));
 	CU_ASSERT_EQUAL_FATAL(n, 84u);
 	CU_ASSERT_EQUAL(fp_gre_hdr_len(0), 38u);
 	CU_ASSERT_EQUAL(fp_gre_write(out, &g, inner, (uint16_t)n), 0);
-	hex("4500006CB9EA0000FE2FB66809439D8809439C0100000800", want, sizeof(want));
+	fpt_hex("4500006CB9EA0000FE2FB66809439D8809439C0100000800", want, sizeof(want));
 	CU_ASSERT(memcmp(out + 14, want, 24) == 0);
 	CU_ASSERT(memcmp(out, g.dst_mac, 6) == 0 && memcmp(out + 6, g.src_mac, 6) == 0);
 	CU_ASSERT(out[12] == 0x08 && out[13] == 0x00);
@@ -142,9 +117,9 @@ static void test_gre_options_and_copies(void)
 		.outer_id = 7,
 	};
 
-	hex("45300030B66E40007E06FA2909439C6809439D110AD3001776748623000000007002400"
-	    "0EF9D0000020405B401010402",
-	    inner, sizeof(inner));
+	fpt_hex("45300030B66E40007E06FA2909439C6809439D110AD3001776748623000000007002400"
+		"0EF9D0000020405B401010402",
+		inner, sizeof(inner));
 	CU_ASSERT_EQUAL(fp_gre_hdr_len(g.flags), 46u);
 	fp_gre_write(out, &g, inner, 48);
 	CU_ASSERT_EQUAL(out[15], 0x30); // TOS copied
@@ -152,7 +127,7 @@ static void test_gre_options_and_copies(void)
 	CU_ASSERT_EQUAL(out[22], 126);  // TTL copied
 	CU_ASSERT_EQUAL((out[16] << 8) | out[17], 20 + 12 + 48);
 	CU_ASSERT(memcmp(out + 34, "\x30\x00\x08\x00\x01\x02\x03\x04\x0a\x0b\x0c\x0d", 12) == 0);
-	CU_ASSERT_EQUAL(ref_csum(out + 14, 20), 0);
+	CU_ASSERT_EQUAL(fpt_csum(out + 14, 20), 0);
 	// The per-packet form from a template gives the same bytes.
 	fp_gre_write(tmpl, &g, dummy, 0);
 	fp_gre_apply(again, tmpl, 46, &g, inner, 48);
@@ -195,7 +170,7 @@ static void test_truncations(void)
 
 	for (size_t f = 0; f < sizeof(frames) / sizeof(frames[0]); f++) {
 		uint8_t full[256];
-		size_t n = hex(frames[f], full, sizeof(full));
+		size_t n = fpt_hex(frames[f], full, sizeof(full));
 		struct fp_pkt p;
 
 		CU_ASSERT_EQUAL(fp_parse(full, (uint32_t)n, &p), FP_V_OK);
@@ -215,11 +190,11 @@ static void test_truncations(void)
 static void test_parse_fields(void)
 {
 	uint8_t f[128];
-	size_t n =
-		hex("02000000000102000000000281000064080045300030B66E40007F06F92909439C6809439D11"
-		    "0AD3001776748623000000007002400"
-		    "0EF9D0000020405B401010402",
-		    f, sizeof(f));
+	size_t n = fpt_hex(
+		"02000000000102000000000281000064080045300030B66E40007F06F92909439C6809439D11"
+		"0AD3001776748623000000007002400"
+		"0EF9D0000020405B401010402",
+		f, sizeof(f));
 	struct fp_pkt p;
 
 	CU_ASSERT_EQUAL_FATAL(fp_parse(f, (uint32_t)n, &p), FP_V_OK);

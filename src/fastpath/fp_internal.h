@@ -85,8 +85,23 @@ struct fp_snapshot {
 const struct fp_service_rt *fp_tables_service(const struct fp_snapshot *s, uint32_t vip,
 					      uint16_t port, uint8_t proto);
 
-/* Is addr one of the published VIPs? */
-bool fp_tables_is_vip(const struct fp_snapshot *s, uint32_t addr);
+static inline uint32_t fp_vip_hash(uint32_t vip)
+{
+	return (uint32_t)(((uint64_t)vip * 0x9E3779B97F4A7C15ULL) >> 32);
+}
+
+/* Is addr one of the published VIPs? Inline: every packet asks. */
+static inline bool fp_tables_is_vip(const struct fp_snapshot *s, uint32_t addr)
+{
+	if (addr == 0)
+		return false;
+	for (uint32_t i = fp_vip_hash(addr) & s->vip_mask;; i = (i + 1) & s->vip_mask) {
+		if (s->vip_set[i] == addr)
+			return true;
+		if (s->vip_set[i] == 0)
+			return false;
+	}
+}
 
 /* Build a snapshot from d; NULL with *err on a bad description. port_macs
  * gives each port's MAC (for src_mac), gw for GRE next hops. Context:

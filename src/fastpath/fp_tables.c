@@ -36,11 +36,6 @@ static uint32_t wc_hash(uint32_t vip, uint16_t port, uint8_t proto)
 	return (uint32_t)h;
 }
 
-static uint32_t vip_hash(uint32_t vip)
-{
-	return (uint32_t)(((uint64_t)vip * 0x9E3779B97F4A7C15ULL) >> 32);
-}
-
 const struct fp_service_rt *fp_tables_service(const struct fp_snapshot *s, uint32_t vip,
 					      uint16_t port, uint8_t proto)
 {
@@ -63,18 +58,6 @@ const struct fp_service_rt *fp_tables_service(const struct fp_snapshot *s, uint3
 			break;
 	}
 	return NULL;
-}
-
-bool fp_tables_is_vip(const struct fp_snapshot *s, uint32_t addr)
-{
-	if (addr == 0)
-		return false;
-	for (uint32_t i = vip_hash(addr) & s->vip_mask;; i = (i + 1) & s->vip_mask) {
-		if (s->vip_set[i] == addr)
-			return true;
-		if (s->vip_set[i] == 0)
-			return false;
-	}
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
@@ -297,7 +280,7 @@ static void fill_vips(struct fp_snapshot *s, const struct fp_tables_desc *d)
 
 		if (a == 0 || fp_tables_is_vip(s, a))
 			continue;
-		for (uint32_t j = vip_hash(a) & s->vip_mask;; j = (j + 1) & s->vip_mask)
+		for (uint32_t j = fp_vip_hash(a) & s->vip_mask;; j = (j + 1) & s->vip_mask)
 			if (s->vip_set[j] == 0) {
 				s->vip_set[j] = a;
 				break;

@@ -105,6 +105,7 @@ enum fp_verdict fp_worker_encap(struct rte_mbuf *m, const struct fp_pkt *pkt,
 	const struct fp_snapshot *s = fp_snapshot_get();
 	struct fp_gre_params gp;
 	uint32_t have;
+	uint16_t delta;
 	uint8_t *hdr;
 
 	if (t->dispatch == FP_DISPATCH_L2) {
@@ -116,12 +117,16 @@ enum fp_verdict fp_worker_encap(struct rte_mbuf *m, const struct fp_pkt *pkt,
 		return FP_V_DROP_TOO_BIG;
 	// Drop Ethernet padding past the IP total length, then make room for
 	// the outer headers in front of the inner IP header.
+	// Single-segment mbufs only (classify drops the others), so trim and
+	// prepend are plain offset arithmetic.
 	have = (uint32_t)pkt->l3_off + pkt->ip_len;
-	if (rte_pktmbuf_pkt_len(m) > have)
-		rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_pkt_len(m) - have));
-	hdr = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)(t->gre_len - pkt->l3_off));
-	if (!hdr)
+	delta = (uint16_t)(t->gre_len - pkt->l3_off);
+	if (unlikely(rte_pktmbuf_headroom(m) < delta))
 		return FP_V_DROP_NO_HEADROOM;
+	m->data_off = (uint16_t)(m->data_off - delta);
+	m->data_len = (uint16_t)(have + delta);
+	m->pkt_len = have + delta;
+	hdr = rte_pktmbuf_mtod(m, uint8_t *);
 	gp.tos = s->gre.tos;
 	gp.df = s->gre.df;
 	gp.ttl = s->gre.ttl;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <CUnit/Basic.h>
 #include <rte_mbuf.h>
@@ -509,6 +510,20 @@ static void test_expiry(void)
 	CU_ASSERT_EQUAL(fp_affinity_find(&f, &a), -ENOENT);
 }
 
+/* The worker's own housekeeping expires its slice of the table. */
+static void test_worker_housekeeping_expires(void)
+{
+	struct fp_flow f = { CLIENT, VIP, 3001, 23, 6 };
+	struct fp_affinity a;
+	struct timespec idle = { 1, 200000000 };
+
+	CU_ASSERT_EQUAL(fp_affinity_add(&f, T_GRE, 1), 0);
+	nanosleep(&idle, NULL); // past the 1 s TTL, by the TSC clock
+	for (unsigned i = 0; i < 4 * FP_HOUSEKEEP_LOOPS; i++)
+		fp_worker_poll(worker());
+	CU_ASSERT_EQUAL(fp_affinity_find(&f, &a), -ENOENT);
+}
+
 static void test_fin_marks_closing(void)
 {
 	uint8_t in[2048], ip[64];
@@ -720,6 +735,8 @@ int main(void)
 		    test_icmp_frag_needed_follows_flow);
 	CU_add_test(s, "fragments in order, out of order, orphaned", test_fragments);
 	CU_add_test(s, "affinity expiry", test_expiry);
+	CU_add_test(s, "worker housekeeping expires idle affinities",
+		    test_worker_housekeeping_expires);
 	CU_add_test(s, "FIN marks the affinity closing", test_fin_marks_closing);
 	CU_add_test(s, "malformed and unwanted packets: counted drops", test_malformed);
 	CU_add_test(s, "SYN for a service without targets", test_no_target_goes_to_control);

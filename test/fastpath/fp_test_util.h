@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <CUnit/Basic.h>
+
 /* Bytes of the hex string h (no spaces) into out[0..cap); returns the count. */
 static inline size_t fpt_hex(const char *h, uint8_t *out, size_t cap)
 {
@@ -45,6 +47,30 @@ static inline void fpt_ip_fix(uint8_t *ip)
 	c = fpt_csum(ip, (size_t)(ip[0] & 0xf) * 4);
 	ip[10] = (uint8_t)(c >> 8);
 	ip[11] = (uint8_t)c;
+}
+
+struct fpt_case {
+	const char *name;
+	CU_TestFunc fn;
+};
+
+/* Run one CUnit suite of n cases verbosely; the exit status of main. */
+static inline int fpt_run(const char *suite, CU_InitializeFunc init, CU_CleanupFunc fini,
+			  const struct fpt_case *cases, size_t n)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	s = CU_add_suite(suite, init, fini);
+	for (size_t i = 0; i < n; i++)
+		CU_add_test(s, cases[i].name, cases[i].fn);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
 }
 
 #endif /* FP_TEST_UTIL_H */

@@ -147,16 +147,10 @@ static int suite_fini(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct fpt_case cases[] = {
+		{ "publish 400 snapshots under traffic", test_publish_under_load },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("fastpath_rcu", suite_init, suite_fini);
-	CU_add_test(s, "publish 400 snapshots under traffic", test_publish_under_load);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return fpt_run("fastpath_rcu", suite_init, suite_fini, cases,
+		       sizeof(cases) / sizeof(cases[0]));
 }

@@ -719,32 +719,25 @@ static int suite_fini(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct fpt_case cases[] = {
+		{ "redbook SYN by GRE (trace 299 -> 300)", test_syn_gre_redbook },
+		{ "established flow follows its affinity", test_established_follows_affinity },
+		{ "redbook SYN by layer 2, with and without VLAN", test_syn_l2_redbook },
+		{ "interest to control, control forwards", test_interest_and_control_forward },
+		{ "ARP for a VIP and for others", test_arp },
+		{ "ICMP echo to a VIP", test_icmp_echo },
+		{ "ICMP fragmentation needed follows the flow",
+		  test_icmp_frag_needed_follows_flow },
+		{ "fragments in order, out of order, orphaned", test_fragments },
+		{ "affinity expiry", test_expiry },
+		{ "worker housekeeping expires idle affinities", test_worker_housekeeping_expires },
+		{ "FIN marks the affinity closing", test_fin_marks_closing },
+		{ "malformed and unwanted packets: counted drops", test_malformed },
+		{ "SYN for a service without targets", test_no_target_goes_to_control },
+		{ "a bad publish keeps the running tables", test_publish_rejects_bad_tables },
+		{ "full affinity table", test_full_table },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("fastpath_ring", suite_init, suite_fini);
-	CU_add_test(s, "redbook SYN by GRE (trace 299 -> 300)", test_syn_gre_redbook);
-	CU_add_test(s, "established flow follows its affinity", test_established_follows_affinity);
-	CU_add_test(s, "redbook SYN by layer 2, with and without VLAN", test_syn_l2_redbook);
-	CU_add_test(s, "interest to control, control forwards", test_interest_and_control_forward);
-	CU_add_test(s, "ARP for a VIP and for others", test_arp);
-	CU_add_test(s, "ICMP echo to a VIP", test_icmp_echo);
-	CU_add_test(s, "ICMP fragmentation needed follows the flow",
-		    test_icmp_frag_needed_follows_flow);
-	CU_add_test(s, "fragments in order, out of order, orphaned", test_fragments);
-	CU_add_test(s, "affinity expiry", test_expiry);
-	CU_add_test(s, "worker housekeeping expires idle affinities",
-		    test_worker_housekeeping_expires);
-	CU_add_test(s, "FIN marks the affinity closing", test_fin_marks_closing);
-	CU_add_test(s, "malformed and unwanted packets: counted drops", test_malformed);
-	CU_add_test(s, "SYN for a service without targets", test_no_target_goes_to_control);
-	CU_add_test(s, "a bad publish keeps the running tables", test_publish_rejects_bad_tables);
-	CU_add_test(s, "full affinity table", test_full_table);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return fpt_run("fastpath_ring", suite_init, suite_fini, cases,
+		       sizeof(cases) / sizeof(cases[0]));
 }

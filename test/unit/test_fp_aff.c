@@ -15,6 +15,7 @@
 #include <CUnit/Basic.h>
 
 #include "fp_aff.h"
+#include "fp_test_util.h"
 
 static struct fp_aff *table_new(uint32_t capacity, void **mem)
 {
@@ -342,23 +343,16 @@ static void test_race(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct fpt_case cases[] = {
+		{ "arguments", test_arguments },
+		{ "add, lookup, replace, mark, delete", test_basics },
+		{ "bulk lookup", test_bulk },
+		{ "fill 10 k, then past capacity", test_fill_10k },
+		{ "fill 1 M, then past capacity", test_fill_1m },
+		{ "expiry across the clock wrap", test_expiry },
+		{ "walk", test_walk },
+		{ "readers racing writers", test_race },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("fp_aff", NULL, NULL);
-	CU_add_test(s, "arguments", test_arguments);
-	CU_add_test(s, "add, lookup, replace, mark, delete", test_basics);
-	CU_add_test(s, "bulk lookup", test_bulk);
-	CU_add_test(s, "fill 10 k, then past capacity", test_fill_10k);
-	CU_add_test(s, "fill 1 M, then past capacity", test_fill_1m);
-	CU_add_test(s, "expiry across the clock wrap", test_expiry);
-	CU_add_test(s, "walk", test_walk);
-	CU_add_test(s, "readers racing writers", test_race);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return fpt_run("fp_aff", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));
 }

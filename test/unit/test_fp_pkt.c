@@ -207,23 +207,16 @@ static void test_parse_fields(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct fpt_case cases[] = {
+		{ "TTL decrement: redbook trace 299 -> 300", test_ttl_dec_redbook },
+		{ "TTL decrement equals a recompute", test_ttl_dec_matches_recompute },
+		{ "checksum against the reference", test_csum_reference },
+		{ "GRE outer header: redbook trace 299", test_gre_redbook_outer },
+		{ "GRE key, sequence, copied fields, template", test_gre_options_and_copies },
+		{ "verdict names", test_verdict_names },
+		{ "every truncation is a drop", test_truncations },
+		{ "parse fields of the VLAN-tagged redbook SYN", test_parse_fields },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("fp_pkt", NULL, NULL);
-	CU_add_test(s, "TTL decrement: redbook trace 299 -> 300", test_ttl_dec_redbook);
-	CU_add_test(s, "TTL decrement equals a recompute", test_ttl_dec_matches_recompute);
-	CU_add_test(s, "checksum against the reference", test_csum_reference);
-	CU_add_test(s, "GRE outer header: redbook trace 299", test_gre_redbook_outer);
-	CU_add_test(s, "GRE key, sequence, copied fields, template", test_gre_options_and_copies);
-	CU_add_test(s, "verdict names", test_verdict_names);
-	CU_add_test(s, "every truncation is a drop", test_truncations);
-	CU_add_test(s, "parse fields of the VLAN-tagged redbook SYN", test_parse_fields);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return fpt_run("fp_pkt", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -51,9 +51,13 @@ vip=$(bash "$bed" status | sed -n 's/^vip=//p')
 # Capture SYNs on t1's link while the client works.
 cap=$TESTBED_STATE/t1.pcap
 timeout 30 ip netns exec clb-t1 tshark -q -i eth0 -w "$cap" -f "tcp dst port 80 and tcp[13] & 18 == 2" \
-	>/dev/null 2>&1 &
+	>/dev/null 2>"$TESTBED_STATE/tshark.err" &
 cap_pid=$!
-sleep 1.5
+# Bounded wait for the capture to be live ("Capturing on 'eth0'").
+for _ in $(seq 1 50); do
+	grep -q "Capturing on" "$TESTBED_STATE/tshark.err" 2>/dev/null && break
+	sleep 0.1
+done
 
 declare -A seen=()
 failures=0
@@ -65,7 +69,7 @@ for _ in $(seq 1 "$requests"); do
 		seen[$body]=$((${seen[$body]:-0} + 1))
 	fi
 done
-sleep 0.5
+sleep 0.5 # the last SYN's way from the client to the capture
 kill "$cap_pid" 2>/dev/null
 wait "$cap_pid" 2>/dev/null
 cap_pid=
@@ -81,9 +85,13 @@ check "t1 received SYNs client -> VIP:80 unchanged" \
 	'echo "$syns" | grep -qE "^ *15 192\.0\.2\.10[[:space:]]+$vip[[:space:]]+80$"'
 
 pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
-kill -USR1 "$pid"
-sleep 0.5
 log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+kill -USR1 "$pid"
+# Bounded wait for casalb's counters in its log.
+for _ in $(seq 1 50); do
+	grep -q "^worker" "$log" && break
+	sleep 0.1
+done
 grep "^worker" "$log" | tail -1
 check "casalb counted layer-2 forwards" 'grep "^worker" "$log" | tail -1 | grep -qE "fwd_l2=[1-9]"'
 exit $fail

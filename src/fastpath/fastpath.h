@@ -49,8 +49,10 @@ struct fp_flow {
 /* ---- configuration (fp_init) -------------------------------------------- */
 
 struct fp_port_conf {
-	/* A PCI address (0000:03:00.0, bound to vfio-pci) or a vdev spec
-	 * (net_af_packet0,iface=veth0 / net_ring0 / net_tap0,iface=x). */
+	/* A PCI address (0000:03:00.0, bound to vfio-pci), a vdev spec
+	 * (net_af_packet0,iface=veth0,qpairs=N with N = workers + 1;
+	 * net_af_xdp0,iface=x; net_tap0,iface=x), or ring:NAME (net_ring over
+	 * rings NAME_rx<q> / NAME_tx<q> the fast path creates: tests). */
 	char dev[256];
 	uint32_t addr;     /* our own IPv4 address on this port; 0 = none */
 	uint8_t gw_mac[6]; /* next hop for GRE when a target gives no MAC */
@@ -93,7 +95,8 @@ struct fp_conf {
 	struct fp_gre_conf gre;
 };
 
-/* Fill *c with the defaults (docs/fastpath.md lists them). Context: any. */
+/* Fill *c with the defaults (docs/fastpath.md lists them). Context: any;
+ * writes only *c. */
 void fp_conf_defaults(struct fp_conf *c);
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -111,12 +114,15 @@ int fp_init(const struct fp_conf *c, const char *argv0, char *err, size_t errlen
 /* Launch the workers on their lcores. Context: control. */
 int fp_start(void);
 
-/* Stop the workers and wait for them; the tables stay readable. */
+/* Stop the workers and wait for them; the tables stay readable.
+ * Context: control. */
 void fp_stop(void);
 
-/* Stop if needed, close the ports, free everything, clean up the EAL. */
+/* Stop if needed, close the ports, free everything (events still queued
+ * are released), clean up the EAL. Context: control, once. */
 void fp_fini(void);
 
+/* Workers (lcores after the first; at least 1). Context: any, after fp_init. */
 unsigned fp_worker_count(void);
 
 /* ---- published tables (fp_publish) --------------------------------------- */
@@ -226,6 +232,8 @@ struct fp_table_stats {
 	uint64_t inserts, deletes, expiries, full;
 	uint64_t mem_bytes;
 };
+/* Counters of the affinity table (approximate while workers run).
+ * Context: control. */
 void fp_affinity_stats(struct fp_table_stats *s);
 
 /* ---- events (worker -> control) ----------------------------------------- */
@@ -285,7 +293,8 @@ struct fp_worker_stats {
  * Context: control. */
 int fp_worker_stats_read(unsigned w, struct fp_worker_stats *out);
 
-/* The number of verdicts and the name of each ("fwd_gre", "drop_ip_ihl"). */
+/* The number of verdicts and the name of each ("fwd_gre", "drop_ip_ihl"),
+ * a static string; NULL past the end. Context: any. */
 unsigned fp_verdict_count(void);
 const char *fp_verdict_label(unsigned v);
 

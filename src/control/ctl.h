@@ -8,6 +8,7 @@
 #define CTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -15,6 +16,7 @@
 
 #define CTL_NAME_MAX 32
 #define CTL_PORTS_PER_SERVICE 64
+#define CTL_HASH_SLOTS 1024 /* selection table of a "hash" service */
 
 enum ctl_method {
 	CTL_METHOD_WRR = 1, /* smooth weighted round robin (nginx's algorithm) */
@@ -74,5 +76,32 @@ void ctl_tables_free(struct fp_tables_desc *d);
  * indexes (length sum of weights, scaled to fit max) to out; returns its
  * length. Each index i appears in proportion to w[i], spread evenly. */
 uint32_t ctl_select_swrr(const uint32_t *w, unsigned n, uint32_t *out, uint32_t max);
+
+/*
+ * The Service Manager's effective weight of a target (design.md section 1:
+ * WLM weight and QoS fraction): configured weight x capacity (0..64, as
+ * reported by the target's agent) x (1 - qos_fraction), rounded to the
+ * nearest integer; 0 for a target that is not ready or not healthy.
+ */
+uint32_t ctl_select_effective(uint32_t configured, uint32_t capacity, double qos_fraction,
+			      bool ready, bool healthy);
+
+/*
+ * Slot quotas of a table of `size` slots for weights w[0..n): proportional,
+ * largest remainder first, summing to size; every positive weight gets at
+ * least one slot when size allows. Returns -1 when every weight is 0.
+ */
+int ctl_select_quotas(const uint32_t *w, unsigned n, uint32_t size, uint32_t *quota);
+
+/*
+ * (Re)build a fixed-size selection table table[0..size) of indexes into
+ * w[0..n) with minimal churn: with have_prev, a slot keeps its index while
+ * that index's quota allows, so when one weight changes only slots moving
+ * to or from that index change; freed slots are filled in smooth weighted
+ * round-robin order. Returns the number of slots that changed, or -1 when
+ * every weight is 0 (the table is left as it was). Context: control.
+ */
+int64_t ctl_select_rebuild(uint32_t *table, uint32_t size, bool have_prev, const uint32_t *w,
+			   unsigned n);
 
 #endif /* CTL_H */

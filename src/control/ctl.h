@@ -59,6 +59,9 @@ struct ctl_conf {
  * problems (0: *c is complete). On errors *c is freed.
  */
 int ctl_conf_load(const char *file, struct ctl_conf *c, FILE *errs);
+
+/* The same from text in memory (NUL-terminated), reported as `name`. */
+int ctl_conf_load_text(const char *text, const char *name, struct ctl_conf *c, FILE *errs);
 void ctl_conf_free(struct ctl_conf *c);
 
 /* Print the normalised configuration (casalb -n -v). */

@@ -505,6 +505,15 @@ static void load_list(struct ctx *x, struct ctl_conf *c, const config_setting_t 
 		err(x, l, name, "%d given, at most %u", n, max);
 		n = (int)max;
 	}
+	// Sized to the list: a service row holds up to FP_TARGETS_MAX targets.
+	if (targets)
+		c->targets = calloc((size_t)n, sizeof(*c->targets));
+	else
+		c->services = calloc((size_t)n, sizeof(*c->services));
+	if (targets ? !c->targets : !c->services) {
+		err(x, l, name, "out of memory for %d entries", n);
+		return;
+	}
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
 
@@ -521,42 +530,56 @@ static void load_list(struct ctx *x, struct ctl_conf *c, const config_setting_t 
 		cross_check(x, c, l);
 }
 
-int ctl_conf_load(const char *file, struct ctl_conf *c, FILE *errs)
+/* Check a parsed configuration into *c; the number of problems. */
+static int load_parsed(config_t *cfg, const char *name, struct ctl_conf *c, FILE *errs)
 {
-	struct ctx x = { .file = file, .errs = errs };
+	struct ctx x = { .file = name, .errs = errs };
+	const config_setting_t *root = config_root_setting(cfg), *dp;
+
+	check_keys(&x, root, top_keys, "configuration");
+	dp = config_setting_get_member(root, "dataplane");
+	if (dp && type_ok(dp, K_GROUP))
+		load_dataplane(&x, dp, &c->fp);
+	else
+		err(&x, root, "dataplane", "a dataplane = { ... } group is required");
+	load_list(&x, c, root, "targets", true);
+	load_list(&x, c, root, "services", false);
+	if (x.n)
+		ctl_conf_free(c);
+	return x.n;
+}
+
+/* Read from a file (text NULL) or from text; report as `name`. */
+static int load(const char *name, const char *text, struct ctl_conf *c, FILE *errs)
+{
 	config_t cfg;
-	const config_setting_t *root, *dp;
+	int rc, ok;
 
 	memset(c, 0, sizeof(*c));
-	snprintf(c->file, sizeof(c->file), "%s", file);
+	snprintf(c->file, sizeof(c->file), "%s", name);
 	fp_conf_defaults(&c->fp);
 	config_init(&cfg);
-	if (config_read_file(&cfg, file) != CONFIG_TRUE) {
+	ok = text ? config_read_string(&cfg, text) : config_read_file(&cfg, name);
+	if (ok != CONFIG_TRUE) {
 		fprintf(errs, "%s:%d: %s\n",
-			config_error_file(&cfg) ? config_error_file(&cfg) : file,
+			config_error_file(&cfg) ? config_error_file(&cfg) : name,
 			config_error_line(&cfg), config_error_text(&cfg));
 		config_destroy(&cfg);
 		return 1;
 	}
-	root = config_root_setting(&cfg);
-	check_keys(&x, root, top_keys, "configuration");
-	c->targets = calloc(FP_TARGETS_MAX, sizeof(*c->targets));
-	c->services = calloc(FP_SERVICES_MAX, sizeof(*c->services));
-	if (!c->targets || !c->services) {
-		err(&x, root, "configuration", "out of memory");
-	} else {
-		dp = config_setting_get_member(root, "dataplane");
-		if (dp && type_ok(dp, K_GROUP))
-			load_dataplane(&x, dp, &c->fp);
-		else
-			err(&x, root, "dataplane", "a dataplane = { ... } group is required");
-		load_list(&x, c, root, "targets", true);
-		load_list(&x, c, root, "services", false);
-	}
+	rc = load_parsed(&cfg, name, c, errs);
 	config_destroy(&cfg);
-	if (x.n)
-		ctl_conf_free(c);
-	return x.n;
+	return rc;
+}
+
+int ctl_conf_load(const char *file, struct ctl_conf *c, FILE *errs)
+{
+	return load(file, NULL, c, errs);
+}
+
+int ctl_conf_load_text(const char *text, const char *name, struct ctl_conf *c, FILE *errs)
+{
+	return load(name, text, c, errs);
 }
 
 void ctl_conf_free(struct ctl_conf *c)

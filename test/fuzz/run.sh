@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Run every libFuzzer target for a while: fuzz_casa_decode, then fuzz_fp_parse.
+# Run every libFuzzer target for a while: fuzz_casa_decode, fuzz_fp_parse, fuzz_ctl_conf.
 #
 # usage: test/fuzz/run.sh BUILD_DIR SECONDS
 #
 # BUILD_DIR is a -Dfuzzing=true build (CC=clang meson setup BUILD_DIR -Dfuzzing=true
 # -Db_sanitize=address,undefined -Db_lundef=false). SECONDS is each target's time. Seed
 # corpora are built in a temporary directory: casa_decode's from test/data/casa/*.hex (for
-# the F datagrams, their CASA payload), fp_parse's from test/fuzz/frames/*.hex; each adds
-# its regressions folder. Prints libFuzzer's final statistics and "fuzz: NAME runs=N
+# the F datagrams, their CASA payload), fp_parse's from test/fuzz/frames/*.hex, ctl_conf's
+# from conf/*.conf and test/control/conf/*.conf; the first two add their regressions folder. Prints libFuzzer's final statistics and "fuzz: NAME runs=N
 # seconds=S" per target; exits non-zero if a fuzzer stopped on a crash or a broken property,
 # printing where the artifacts are (and their hex). The temporary directory is kept then,
 # and removed after a clean run.
@@ -20,7 +20,7 @@ fi
 build=$1
 seconds=$2
 src=$(cd "$(dirname "$0")/../.." && pwd)
-for f in fuzz_casa_decode fuzz_fp_parse; do
+for f in fuzz_casa_decode fuzz_fp_parse fuzz_ctl_conf; do
 	if ! [ -x "$build/test/fuzz/$f" ]; then
 		echo "fuzz: $build/test/fuzz/$f not found; configure $build with -Dfuzzing=true (CC=clang)" >&2
 		exit 2
@@ -28,7 +28,8 @@ for f in fuzz_casa_decode fuzz_fp_parse; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX")
-mkdir -p "$work/casa_decode/corpus" "$work/fp_parse/corpus" "$work/artifacts"
+mkdir -p "$work/casa_decode/corpus" "$work/fp_parse/corpus" "$work/ctl_conf/corpus" \
+	"$work/artifacts"
 
 # shellcheck disable=SC2059 # the format is the data: \xHH escapes only
 hex2bin() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
@@ -57,6 +58,9 @@ done
 for f in "$src"/test/fuzz/frames/*.hex; do
 	hex2bin "$(grep -v '^#' "$f" | tr -d ' \n')" >"$work/fp_parse/corpus/$(basename "$f" .hex)"
 done
+for f in "$src"/conf/*.conf "$src"/test/control/conf/*.conf; do
+	cp "$f" "$work/ctl_conf/corpus/"
+done
 copy_regressions() {
 	local dir=$1 to=$2 f
 	for f in "$dir"/*; do
@@ -73,7 +77,8 @@ run_target() {
 	local name=$1 max_len=$2 status start elapsed runs
 	shift 2
 	start=$(date +%s)
-	"$build/test/fuzz/fuzz_$name" -max_len="$max_len" -max_total_time="$seconds" -timeout=10 \
+	LSAN_OPTIONS="suppressions=$src/test/fuzz/lsan.supp:${LSAN_OPTIONS:-}" \
+		"$build/test/fuzz/fuzz_$name" -max_len="$max_len" -max_total_time="$seconds" -timeout=10 \
 		-rss_limit_mb=4096 -artifact_prefix="$work/artifacts/$name-" -print_final_stats=1 \
 		"$@" "$work/$name/corpus" >"$work/$name.log" 2>&1
 	status=$?
@@ -90,6 +95,7 @@ run_target() {
 
 run_target casa_decode 65535 -dict="$src/test/fuzz/casa.dict"
 run_target fp_parse 9216
+run_target ctl_conf 65536
 
 artifacts=$(find "$work/artifacts" -type f | sort)
 if [ "$failed" != 0 ] || [ -n "$artifacts" ]; then

@@ -21,7 +21,9 @@
  * allocation, no system calls: callable from workers.
  *
  * Time is a caller-supplied uint32 millisecond clock (wraps after 49 days;
- * all comparisons are wrap-safe differences).
+ * all comparisons are wrap-safe differences). Threads may read the clock at
+ * slightly different moments: a last-seen time a little ahead of a caller's
+ * now_ms counts as idle 0, never as 49 days.
  *
  * This file has no DPDK dependency: memory comes from the caller, so the
  * table is unit-tested, benchmarked and fuzzed without EAL.
@@ -37,8 +39,10 @@
 #define FP_AFF_READ_RETRIES 8
 #define FP_AFF_LOOKUP_MAX 64 /* keys per fp_aff_lookup_bulk call */
 
-/* The key: 16 bytes, compared as two 64-bit words; pad must be zero. Host
- * order, client -> VIP direction. */
+/* The key: 16 bytes, compared as two 64-bit words. Host order, client -> VIP
+ * direction. pad[0] and pad[1] are key bytes (fragment records mark pad[0]);
+ * pad[2] must be zero: the table keeps a slot's state there, ignores the
+ * caller's value and gives 0 back in walks. */
 struct fp_aff_key {
 	uint32_t src;
 	uint32_t dst;
@@ -120,7 +124,9 @@ struct fp_aff_entry_view {
 /*
  * Visit up to max live entries from slot *cursor on; *cursor becomes the next
  * slot, or 0 when the end was reached. fn returning non-zero stops the walk
- * (after that entry). Returns the number visited. Context: any (control).
+ * (after that entry). Returns the number visited. Each entry is read whole
+ * (seqlock); under concurrent writes an entry may be missed or, while a
+ * cuckoo move is under way, seen twice. Context: any (control).
  */
 unsigned fp_aff_walk(struct fp_aff *t, uint64_t *cursor, unsigned max,
 		     int (*fn)(const struct fp_aff_entry_view *e, void *arg), void *arg);

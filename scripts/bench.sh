@@ -7,6 +7,9 @@
 #              no-op baseline, p2 SYN path, p4 10 M affinities; then p1's
 #              instructions per packet under callgrind, and a PNG plot of
 #              Mpps against table size (build-bench/fastpath-mpps.png).
+#   sm         test/bench/bench_sm: p3 interest messages turned into fixed
+#              affinities per second by one control core, with and without
+#              HMAC-SHA256, against bare sendto() on the same core.
 #
 # Builds build-bench/ (release; generic x86-64 so that valgrind runs it too)
 # after installing what is
@@ -21,7 +24,7 @@ source "$root/scripts/deps.sh"
 
 usage()
 {
-	sed -n '4,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '4,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 if [ $# -lt 1 ]; then
@@ -104,13 +107,23 @@ bench_fastpath()
 	echo "p1_mpps_by_table_size=$out"
 }
 
+bench_sm()
+{
+	echo "bench: p3, the SM's interest path (a few seconds)" >&2
+	"$build/test/bench/bench_sm"
+}
+
 case $name in
 fastpath)
 	build_bench
 	bench_fastpath
 	;;
+sm)
+	build_bench
+	bench_sm
+	;;
 *)
-	echo "bench.sh: unknown benchmark '$name' (known: fastpath)" >&2
+	echo "bench.sh: unknown benchmark '$name' (known: fastpath, sm)" >&2
 	exit 2
 	;;
 esac

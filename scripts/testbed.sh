@@ -28,6 +28,7 @@ prefix=clb
 vip=203.0.113.10
 port=80
 targets=(t1 t2 t3)
+sm_addr=198.51.100.1
 read -r -a weights <<<"${TESTBED_WEIGHTS:-1 1 1}"
 
 ns() { echo "$prefix-$1"; }
@@ -135,6 +136,10 @@ write_conf()
 		echo "  ports = ( { device = \"net_af_packet0,iface=lb0,qpairs=2\";"
 		echo "              address = \"192.0.2.2\"; } );"
 		echo "};"
+		# The Service Manager's control address lives on the lb's loopback
+		# until the management network arrives with the target agents.
+		echo "service_manager = { address = \"$sm_addr\"; };"
+		echo "agents = { required = false; };"
 		echo "targets = ("
 		for i in "${!targets[@]}"; do
 			t=${targets[$i]}
@@ -177,6 +182,9 @@ up()
 	link client eth0 192.0.2.10
 	in_ns client ip route add "$vip/32" via 192.0.2.2
 	link lb lb0 ""
+	in_ns lb ip addr add "$sm_addr/32" dev lo
+	in_ns lb ip link set lo multicast on
+	in_ns lb ip route add 224.0.0.0/4 dev lo
 	for i in "${!targets[@]}"; do
 		target_up "${targets[$i]}" $((i + 1))
 	done

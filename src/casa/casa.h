@@ -196,6 +196,7 @@ enum casa_present {
 	CASA_HAS_PKT_EXCERPT = 1u << 11,
 	CASA_HAS_DISPATCH_INFO = 1u << 12,
 	CASA_HAS_AUTH = 1u << 13,
+	CASA_HAS_AGENT = 1u << 14, /* an agent primary TLV 0x7101..0x7108: member agent */
 };
 
 /* WILDCARD_AFFINITY (0x8101) or FIXED_AFFINITY (0x8102), spec 5.1 / 5.2.
@@ -315,6 +316,211 @@ struct casa_auth {
 	uint16_t offset;    /* offset of the TLV from the message start */
 };
 
+/*
+ * ---- agent protocol (casalb-agent/1) ----------------------------------------
+ *
+ * The Service Manager and the casalb-agent on each target host talk over TCP
+ * (design.md section 1: the XCF messaging of the seeds). Every message is a
+ * CASA message (version 1 header, TLVs padded to 4 bytes, CASALB_AUTH last
+ * when a key is configured) preceded by the stream length of spec 11.6.
+ * Message types and primary TLVs use the reserved range 0x7101..0x71FF; each
+ * message's primary TLV has the same number as the message. The whole
+ * specification is docs/agent-protocol.md; the layouts (offsets from the TLV
+ * start, big-endian):
+ *
+ * REGISTER 0x7101 (agent -> SM), length 24; NAME (the target's configured
+ *   name) required; DISPATCH_INFO optional (what the agent plumbed):
+ *   +4 u8 version (1)  +5 u8 flags (0)  +6 u16 reserved
+ *   +8 u32 sender id   +12 u32 epoch
+ *   +16 u16 keepalive interval s (>= 1)  +18 u16 hold time s (>= interval)
+ *   +20 u32 capabilities (CASA_AGENT_CAP_*)
+ * REGISTER_ACK 0x7102 (SM -> agent), length 24; DISPATCH_INFO optional (the
+ *   SM's configured dispatch for this target, so the agent plumbs the same):
+ *   +4 u8 status (CASA_AGENT_ST_*)  +5 u8 reserved  +6 u16 reserved
+ *   +8 u32 SM sender id  +12 u32 SM epoch
+ *   +16 u16 keepalive interval s  +18 u16 hold time s   (the SM's choice)
+ *   +20 u32 target id (meaningful with status OK)
+ * SERVICES 0x7103 (SM -> agent), length 8 + 8n, n <= CASA_AGENT_SERVICES_MAX:
+ *   the complete set of (VIP, port, protocol) this target serves:
+ *   +4 u16 n  +6 u16 reserved; entries: u32 vip, u16 port, u8 protocol,
+ *   u8 dispatch (casa_dispatch_method)
+ * READY 0x7104 (agent -> SM), length 8 + 12n, n <= CASA_AGENT_SERVICES_MAX:
+ *   +4 u16 n  +6 u16 reserved; entries: u32 vip, u16 port, u8 protocol,
+ *   u8 reserved, u32 ready (listening sockets able to accept: Rdy)
+ * CONN_END 0x7105 (agent -> SM), length 8 + 16n, n <= CASA_AGENT_CONNS_MAX:
+ *   +4 u16 n  +6 u16 reserved; entries (struct casa_agent_conn, 16 bytes):
+ *   u32 client address, u32 VIP, u16 client port, u16 VIP port,
+ *   u8 protocol, u8 state (CASA_AGENT_END_*), u16 reserved
+ * LOAD 0x7106 (agent -> SM), length 20:
+ *   +4 u8 capacity 0..64 (WLM-like)  +5 u8 reserved
+ *   +6 u16 qos, the unhealthy fraction x 10000 (0..10000)
+ *   +8 u32 active connections  +12 u16 CPU idle per mille (0..1000)
+ *   +14 u16 CPU pressure avg10 x 100 (0..10000)  +16 u32 TCP retransmits
+ *   in the last interval
+ * CONN_TABLE 0x7107 (agent -> SM), length 12 + 16n, n <= CASA_AGENT_CONNS_MAX:
+ *   one chunk of a full connection-table resync:
+ *   +4 u16 flags (CASA_AGENT_TBL_FIRST, _LAST)  +6 u16 n
+ *   +8 u32 resync id (the same in every chunk of one resync);
+ *   entries as CONN_END, state CASA_AGENT_CONN_ESTABLISHED or _CLOSING
+ * KEEPALIVE 0x7108 (both ways), length 16:
+ *   +4 u32 sender id  +8 u32 sequence  +12 u32 sender time ms (low 32 bits)
+ *
+ * Field checks (CASA_E_FIELD): version >= 1; keepalive >= 1; hold >=
+ * keepalive; status <= CASA_AGENT_ST_MAX; capacity <= 64; qos <= 10000;
+ * cpu idle <= 1000; pressure <= 10000; every count n equal to the entries the
+ * length holds; entry protocol 1..255; entry ports non-zero except service
+ * port 0 (every port); end state 1..3; table state 1..2; dispatch 1..2.
+ * NAME is allowed in REGISTER only, DISPATCH_INFO in REGISTER and
+ * REGISTER_ACK, AUTH in every agent message.
+ */
+enum casa_agent_msg_type {
+	CASA_MSG_AGENT_REGISTER = 0x7101,
+	CASA_MSG_AGENT_REGISTER_ACK = 0x7102,
+	CASA_MSG_AGENT_SERVICES = 0x7103,
+	CASA_MSG_AGENT_READY = 0x7104,
+	CASA_MSG_AGENT_CONN_END = 0x7105,
+	CASA_MSG_AGENT_LOAD = 0x7106,
+	CASA_MSG_AGENT_CONN_TABLE = 0x7107,
+	CASA_MSG_AGENT_KEEPALIVE = 0x7108,
+};
+/* Primary TLVs: the same numbers (CASA_TLV_AGENT_x == CASA_MSG_AGENT_x). */
+#define CASA_TLV_AGENT_FIRST 0x7101
+#define CASA_TLV_AGENT_LAST 0x7108
+
+#define CASA_AGENT_VERSION 1
+#define CASA_AGENT_PORT_DEFAULT 1638
+#define CASA_AGENT_SERVICES_MAX 512
+#define CASA_AGENT_CONNS_MAX 2048
+#define CASA_AGENT_CAPACITY_MAX 64
+#define CASA_AGENT_QOS_ONE 10000 /* qos fraction 1.0 */
+
+#define CASA_AGENT_REGISTER_LEN 24
+#define CASA_AGENT_REGISTER_ACK_LEN 24
+#define CASA_AGENT_LOAD_LEN 20
+#define CASA_AGENT_KEEPALIVE_LEN 16
+#define CASA_AGENT_SERVICE_ENTRY_LEN 8
+#define CASA_AGENT_READY_ENTRY_LEN 12
+#define CASA_AGENT_CONN_ENTRY_LEN 16
+
+enum casa_agent_caps {
+	CASA_AGENT_CAP_L2 = 0x01,       /* VIP on loopback, ARP suppressed */
+	CASA_AGENT_CAP_GRE = 0x02,      /* GRE decapsulation (kernel or tc BPF) */
+	CASA_AGENT_CAP_CONN_END = 0x04, /* reports connection ends */
+	CASA_AGENT_CAP_RESYNC = 0x08,   /* sends CONN_TABLE */
+	CASA_AGENT_CAP_LOAD = 0x10,     /* sends LOAD */
+};
+
+enum casa_agent_status {
+	CASA_AGENT_ST_OK = 0,
+	CASA_AGENT_ST_UNKNOWN_TARGET = 1, /* NAME names no configured target */
+	CASA_AGENT_ST_DISPATCH = 2,       /* DISPATCH_INFO disagrees with the configuration */
+	CASA_AGENT_ST_DUPLICATE = 3,      /* another live agent holds this target */
+	CASA_AGENT_ST_REFUSED = 4,        /* the SM is not accepting agents (standby, full) */
+	CASA_AGENT_ST_MAX = 4,
+};
+
+enum casa_agent_conn_state {
+	CASA_AGENT_END_CLOSED = 1,       /* CONN_END: orderly close */
+	CASA_AGENT_END_RESET = 2,        /* CONN_END: reset */
+	CASA_AGENT_END_TIMEOUT = 3,      /* CONN_END: timed out */
+	CASA_AGENT_CONN_ESTABLISHED = 1, /* CONN_TABLE */
+	CASA_AGENT_CONN_CLOSING = 2,     /* CONN_TABLE */
+};
+#define CASA_AGENT_TBL_FIRST 0x0001
+#define CASA_AGENT_TBL_LAST 0x0002
+
+struct casa_agent_register {
+	uint8_t version;
+	uint8_t flags; /* REGISTER: flags; REGISTER_ACK: the reserved byte +5, kept raw */
+	uint16_t reserved;
+	uint32_t sender_id;
+	uint32_t epoch;
+	uint16_t keepalive_s;
+	uint16_t hold_s;
+	uint32_t caps;  /* REGISTER: casa_agent_caps; REGISTER_ACK: target id */
+	uint8_t status; /* REGISTER_ACK only */
+};
+
+struct casa_agent_load {
+	uint8_t capacity; /* 0..64 */
+	uint8_t reserved;
+	uint16_t qos;      /* x 10000 */
+	uint32_t active;   /* connections */
+	uint16_t cpu_idle; /* per mille */
+	uint16_t pressure; /* avg10 x 100 */
+	uint32_t retrans;
+};
+
+struct casa_agent_keepalive {
+	uint32_t sender_id;
+	uint32_t seq;
+	uint32_t time_ms;
+};
+
+struct casa_agent_service {
+	uint32_t vip;
+	uint16_t port; /* 0 = every port */
+	uint8_t protocol;
+	uint8_t dispatch; /* SERVICES: casa_dispatch_method; READY: reserved */
+	uint32_t ready;   /* READY only */
+};
+
+struct casa_agent_conn {
+	uint32_t client;
+	uint32_t vip;
+	uint16_t client_port;
+	uint16_t vip_port;
+	uint8_t protocol;
+	uint8_t state; /* casa_agent_conn_state */
+	uint16_t reserved;
+};
+
+/* A list TLV (SERVICES, READY, CONN_END, CONN_TABLE) after decode: the
+ * entries stay in the buffer; read them with the getters below. */
+struct casa_agent_list {
+	uint16_t flags;     /* CONN_TABLE only */
+	uint16_t n;         /* entries */
+	uint16_t reserved;  /* SERVICES, READY, CONN_END: +6, kept raw */
+	uint32_t resync_id; /* CONN_TABLE only */
+	const uint8_t *entries;
+};
+
+/* In struct casa_msg (member `agent`): the primary TLV of an agent message. */
+struct casa_agent_body {
+	struct casa_agent_register reg; /* REGISTER, REGISTER_ACK */
+	struct casa_agent_load load;
+	struct casa_agent_keepalive keepalive;
+	struct casa_agent_list list; /* SERVICES, READY, CONN_END, CONN_TABLE */
+};
+
+struct casa_msg;
+
+/* True for the agent message types 0x7101..0x7108. */
+bool casa_agent_msg(uint16_t type);
+
+/* Entry i (< list.n) of a decoded list message. Context: any. */
+void casa_agent_service_get(const struct casa_msg *m, unsigned i, struct casa_agent_service *out);
+void casa_agent_conn_get(const struct casa_msg *m, unsigned i, struct casa_agent_conn *out);
+
+/*
+ * Encoders: write the whole message (header, primary TLV, optional TLVs) to
+ * buf and return its length, or 0 when cap is too small or a field is
+ * invalid (the checks above). Sign with casa_sign afterwards; frame with
+ * casa_stream_put_len. name and dispatch may be NULL where optional.
+ */
+size_t casa_encode_agent_register(uint8_t *buf, size_t cap, const struct casa_agent_register *r,
+				  const char *name, const struct casa_dispatch_info *dispatch);
+size_t casa_encode_agent_register_ack(uint8_t *buf, size_t cap, const struct casa_agent_register *r,
+				      const struct casa_dispatch_info *dispatch);
+/* type: SERVICES or READY. */
+size_t casa_encode_agent_services(uint8_t *buf, size_t cap, uint16_t type,
+				  const struct casa_agent_service *s, unsigned n);
+/* type: CONN_END (flags and resync_id ignored) or CONN_TABLE. */
+size_t casa_encode_agent_conns(uint8_t *buf, size_t cap, uint16_t type, uint16_t flags,
+			       uint32_t resync_id, const struct casa_agent_conn *c, unsigned n);
+size_t casa_encode_agent_load(uint8_t *buf, size_t cap, const struct casa_agent_load *l);
+size_t casa_encode_agent_keepalive(uint8_t *buf, size_t cap, const struct casa_agent_keepalive *k);
+
 /* A decoded message. Only the members named by `present` are meaningful. */
 struct casa_msg {
 	uint16_t type;            /* casa_msg_type */
@@ -332,9 +538,10 @@ struct casa_msg {
 	struct casa_excerpt excerpt;
 	struct casa_dispatch_info dispatch;
 	struct casa_auth auth;
-	unsigned tlv_count;    /* TLVs in the message, skipped ones included */
-	unsigned skipped_tlvs; /* unknown optional TLVs skipped (AUTH is never counted) */
-	size_t err_offset;     /* on error: byte offset of the problem */
+	struct casa_agent_body agent; /* agent messages (declared above) */
+	unsigned tlv_count;           /* TLVs in the message, skipped ones included */
+	unsigned skipped_tlvs;        /* unknown optional TLVs skipped (AUTH is never counted) */
+	size_t err_offset;            /* on error: byte offset of the problem */
 };
 
 /*

@@ -12,8 +12,27 @@
 #include <errno.h>
 #include <string.h>
 
-/* Message kinds, used as bit positions in the TLV "allowed in" masks. */
-enum msg_kind { K_WILDCARD, K_FIXED, K_IP, K_HELLO, K_ACK, K_TICKLE, K_STATS, K__COUNT };
+/* Message kinds, used as bit positions in the TLV "allowed in" masks.
+ * K_A*: the agent protocol (docs/agent-protocol.md), after the Cisco and
+ * casalb kinds so that `kind <= K_IP` still names the Cisco messages. */
+enum msg_kind {
+	K_WILDCARD,
+	K_FIXED,
+	K_IP,
+	K_HELLO,
+	K_ACK,
+	K_TICKLE,
+	K_STATS,
+	K_AREG,
+	K_AREG_ACK,
+	K_ASERVICES,
+	K_AREADY,
+	K_ACONN_END,
+	K_ALOAD,
+	K_ACONN_TABLE,
+	K_AKEEPALIVE,
+	K__COUNT
+};
 #define M(k) (1u << (k))
 #define M_ALL ((1u << K__COUNT) - 1)
 
@@ -31,6 +50,15 @@ static const struct msg_desc msg_table[K__COUNT] = {
 	[K_ACK] = { CASA_MSG_HELLO_ACK, CASA_TLV_HELLO_ACK },
 	[K_TICKLE] = { CASA_MSG_TICKLE, CASA_TLV_TICKLE },
 	[K_STATS] = { CASA_MSG_STATS, CASA_TLV_STATS },
+	// Agent messages: the primary TLV has the message's own number.
+	[K_AREG] = { CASA_MSG_AGENT_REGISTER, CASA_MSG_AGENT_REGISTER },
+	[K_AREG_ACK] = { CASA_MSG_AGENT_REGISTER_ACK, CASA_MSG_AGENT_REGISTER_ACK },
+	[K_ASERVICES] = { CASA_MSG_AGENT_SERVICES, CASA_MSG_AGENT_SERVICES },
+	[K_AREADY] = { CASA_MSG_AGENT_READY, CASA_MSG_AGENT_READY },
+	[K_ACONN_END] = { CASA_MSG_AGENT_CONN_END, CASA_MSG_AGENT_CONN_END },
+	[K_ALOAD] = { CASA_MSG_AGENT_LOAD, CASA_MSG_AGENT_LOAD },
+	[K_ACONN_TABLE] = { CASA_MSG_AGENT_CONN_TABLE, CASA_MSG_AGENT_CONN_TABLE },
+	[K_AKEEPALIVE] = { CASA_MSG_AGENT_KEEPALIVE, CASA_MSG_AGENT_KEEPALIVE },
 };
 
 struct tlv_desc;
@@ -40,7 +68,8 @@ typedef void tlv_encode_fn(const struct casa_msg *m, uint8_t *v);
 
 /*
  * TLV registry, spec 4.3. Lengths include the 4-byte TLV header; `step`
- * is the granularity of variable lengths (12 for STATS entries). The table
+ * is the granularity of variable lengths (12 for STATS entries, the entry
+ * size for the agent lists). The table
  * order is the canonical encoding order (spec 11.3).
  */
 struct tlv_desc {
@@ -604,9 +633,287 @@ static void enc_auth(const struct casa_msg *m, uint8_t *v)
 		memset(v + 24, 0, a->digest_len);
 }
 
+/* ---- agent protocol TLVs (docs/agent-protocol.md) ------------------------ */
+
+/*
+ * The list TLVs: SERVICES, READY and CONN_END have `+4 u16 n, +6 u16
+ * reserved` before their entries; CONN_TABLE has `+4 u16 flags, +6 u16 n,
+ * +8 u32 resync id`. Offsets below are from the TLV start, as err_offset.
+ */
+#define AGENT_LIST_HEAD 8
+#define AGENT_TABLE_HEAD 12
+
+static size_t agent_entry_len(uint16_t type)
+{
+	switch (type) {
+	case CASA_MSG_AGENT_SERVICES:
+		return CASA_AGENT_SERVICE_ENTRY_LEN;
+	case CASA_MSG_AGENT_READY:
+		return CASA_AGENT_READY_ENTRY_LEN;
+	case CASA_MSG_AGENT_CONN_END:
+	case CASA_MSG_AGENT_CONN_TABLE:
+		return CASA_AGENT_CONN_ENTRY_LEN;
+	default:
+		return 0; // not a list message
+	}
+}
+
+static size_t agent_head_len(uint16_t type)
+{
+	return type == CASA_MSG_AGENT_CONN_TABLE ? AGENT_TABLE_HEAD : AGENT_LIST_HEAD;
+}
+
+static unsigned agent_list_max(uint16_t type)
+{
+	if (type == CASA_MSG_AGENT_SERVICES || type == CASA_MSG_AGENT_READY)
+		return CASA_AGENT_SERVICES_MAX;
+	return CASA_AGENT_CONNS_MAX;
+}
+
+static void dec_agent_reg_common(const uint8_t *v, struct casa_agent_register *r)
+{
+	r->flags = v[1];
+	r->reserved = casa_get16(v + 2);
+	r->sender_id = casa_get32(v + 4);
+	r->epoch = casa_get32(v + 8);
+	r->keepalive_s = casa_get16(v + 12);
+	r->hold_s = casa_get16(v + 14);
+	r->caps = casa_get32(v + 16);
+}
+
+static void dec_agent_register(const uint8_t *v, size_t vlen, struct casa_msg *m)
+{
+	(void)vlen;
+	dec_agent_reg_common(v, &m->agent.reg);
+	m->agent.reg.version = v[0];
+	m->agent.reg.status = 0;
+}
+
+static void dec_agent_register_ack(const uint8_t *v, size_t vlen, struct casa_msg *m)
+{
+	(void)vlen;
+	dec_agent_reg_common(v, &m->agent.reg);
+	m->agent.reg.version = 0;
+	m->agent.reg.status = v[0];
+}
+
+/* SERVICES, READY, CONN_END: the entries stay in the buffer. */
+static void dec_agent_list(const uint8_t *v, size_t vlen, struct casa_msg *m)
+{
+	struct casa_agent_list *l = &m->agent.list;
+
+	(void)vlen;
+	l->flags = 0;
+	l->n = casa_get16(v);
+	l->reserved = casa_get16(v + 2);
+	l->resync_id = 0;
+	l->entries = v + 4;
+}
+
+static void dec_agent_table(const uint8_t *v, size_t vlen, struct casa_msg *m)
+{
+	struct casa_agent_list *l = &m->agent.list;
+
+	(void)vlen;
+	l->flags = casa_get16(v);
+	l->n = casa_get16(v + 2);
+	l->reserved = 0;
+	l->resync_id = casa_get32(v + 4);
+	l->entries = v + 8;
+}
+
+static void dec_agent_load(const uint8_t *v, size_t vlen, struct casa_msg *m)
+{
+	struct casa_agent_load *l = &m->agent.load;
+
+	(void)vlen;
+	l->capacity = v[0];
+	l->reserved = v[1];
+	l->qos = casa_get16(v + 2);
+	l->active = casa_get32(v + 4);
+	l->cpu_idle = casa_get16(v + 8);
+	l->pressure = casa_get16(v + 10);
+	l->retrans = casa_get32(v + 12);
+}
+
+static void dec_agent_keepalive(const uint8_t *v, size_t vlen, struct casa_msg *m)
+{
+	struct casa_agent_keepalive *k = &m->agent.keepalive;
+
+	(void)vlen;
+	k->sender_id = casa_get32(v);
+	k->seq = casa_get32(v + 4);
+	k->time_ms = casa_get32(v + 8);
+}
+
+/* Timers of REGISTER and REGISTER_ACK: keepalive >= 1, hold >= keepalive. */
+static enum casa_err chk_agent_timers(const struct casa_agent_register *r, size_t *off)
+{
+	if (r->keepalive_s < 1)
+		return field_err(off, 16);
+	if (r->hold_s < r->keepalive_s)
+		return field_err(off, 18);
+	return CASA_OK;
+}
+
+static enum casa_err chk_agent_register(const struct casa_msg *m, size_t vlen, size_t *off)
+{
+	(void)vlen;
+	if (m->agent.reg.version < 1)
+		return field_err(off, 4);
+	return chk_agent_timers(&m->agent.reg, off);
+}
+
+static enum casa_err chk_agent_register_ack(const struct casa_msg *m, size_t vlen, size_t *off)
+{
+	(void)vlen;
+	if (m->agent.reg.status > CASA_AGENT_ST_MAX)
+		return field_err(off, 4);
+	return chk_agent_timers(&m->agent.reg, off);
+}
+
+/* SERVICES and READY entries; e is the entry's offset from the TLV start. */
+static enum casa_err chk_agent_service_entry(const uint8_t *tlv, size_t e, bool services,
+					     size_t *off)
+{
+	uint8_t dispatch = tlv[e + 7];
+
+	if (tlv[e + 6] == 0) // protocol 1..255; port 0 means every port
+		return field_err(off, e + 6);
+	if (services && dispatch != CASA_DISPATCH_L2 && dispatch != CASA_DISPATCH_GRE)
+		return field_err(off, e + 7);
+	return CASA_OK;
+}
+
+/* CONN_END (states 1..3) and CONN_TABLE (states 1..2) entries. */
+static enum casa_err chk_agent_conn_entry(const uint8_t *tlv, size_t e, uint8_t max_state,
+					  size_t *off)
+{
+	if (casa_get16(tlv + e + 8) == 0)
+		return field_err(off, e + 8);
+	if (casa_get16(tlv + e + 10) == 0)
+		return field_err(off, e + 10);
+	if (tlv[e + 12] == 0)
+		return field_err(off, e + 12);
+	if (tlv[e + 13] < 1 || tlv[e + 13] > max_state)
+		return field_err(off, e + 13);
+	return CASA_OK;
+}
+
+/* The count must agree with the TLV length, then every entry in order. */
+static enum casa_err chk_agent_list(const struct casa_msg *m, size_t vlen, size_t *off)
+{
+	const struct casa_agent_list *l = &m->agent.list;
+	size_t head = agent_head_len(m->type), esz = agent_entry_len(m->type);
+	const uint8_t *tlv = l->entries - head; // the TLV start, inside the buffer
+	enum casa_err err = CASA_OK;
+
+	if (l->n != (vlen + CASA_TLV_HDR_LEN - head) / esz)
+		return field_err(off, m->type == CASA_MSG_AGENT_CONN_TABLE ? 6 : 4);
+	for (size_t i = 0; i < l->n && err == CASA_OK; i++) {
+		size_t e = head + i * esz;
+
+		switch (m->type) {
+		case CASA_MSG_AGENT_SERVICES:
+			err = chk_agent_service_entry(tlv, e, true, off);
+			break;
+		case CASA_MSG_AGENT_READY:
+			err = chk_agent_service_entry(tlv, e, false, off);
+			break;
+		case CASA_MSG_AGENT_CONN_END:
+			err = chk_agent_conn_entry(tlv, e, CASA_AGENT_END_TIMEOUT, off);
+			break;
+		default:
+			err = chk_agent_conn_entry(tlv, e, CASA_AGENT_CONN_CLOSING, off);
+			break;
+		}
+	}
+	return err;
+}
+
+static enum casa_err chk_agent_load(const struct casa_msg *m, size_t vlen, size_t *off)
+{
+	const struct casa_agent_load *l = &m->agent.load;
+
+	(void)vlen;
+	if (l->capacity > CASA_AGENT_CAPACITY_MAX)
+		return field_err(off, 4);
+	if (l->qos > CASA_AGENT_QOS_ONE)
+		return field_err(off, 6);
+	if (l->cpu_idle > 1000)
+		return field_err(off, 12);
+	if (l->pressure > 10000)
+		return field_err(off, 14);
+	return CASA_OK;
+}
+
+static void enc_agent_reg_common(const struct casa_agent_register *r, uint8_t *v)
+{
+	v[1] = r->flags;
+	casa_put16(v + 2, r->reserved);
+	casa_put32(v + 4, r->sender_id);
+	casa_put32(v + 8, r->epoch);
+	casa_put16(v + 12, r->keepalive_s);
+	casa_put16(v + 14, r->hold_s);
+	casa_put32(v + 16, r->caps);
+}
+
+static void enc_agent_register(const struct casa_msg *m, uint8_t *v)
+{
+	v[0] = m->agent.reg.version;
+	enc_agent_reg_common(&m->agent.reg, v);
+}
+
+static void enc_agent_register_ack(const struct casa_msg *m, uint8_t *v)
+{
+	v[0] = m->agent.reg.status;
+	enc_agent_reg_common(&m->agent.reg, v);
+}
+
+/* All four list TLVs; entries are copied as bytes (sizes_ok checked n). */
+static void enc_agent_list(const struct casa_msg *m, uint8_t *v)
+{
+	const struct casa_agent_list *l = &m->agent.list;
+	size_t head = agent_head_len(m->type) - CASA_TLV_HDR_LEN;
+
+	if (m->type == CASA_MSG_AGENT_CONN_TABLE) {
+		casa_put16(v, l->flags);
+		casa_put16(v + 2, l->n);
+		casa_put32(v + 4, l->resync_id);
+	} else {
+		casa_put16(v, l->n);
+		casa_put16(v + 2, l->reserved);
+	}
+	if (l->n > 0)
+		memcpy(v + head, l->entries, l->n * agent_entry_len(m->type));
+}
+
+static void enc_agent_load(const struct casa_msg *m, uint8_t *v)
+{
+	const struct casa_agent_load *l = &m->agent.load;
+
+	v[0] = l->capacity;
+	v[1] = l->reserved;
+	casa_put16(v + 2, l->qos);
+	casa_put32(v + 4, l->active);
+	casa_put16(v + 8, l->cpu_idle);
+	casa_put16(v + 10, l->pressure);
+	casa_put32(v + 12, l->retrans);
+}
+
+static void enc_agent_keepalive(const struct casa_msg *m, uint8_t *v)
+{
+	const struct casa_agent_keepalive *k = &m->agent.keepalive;
+
+	casa_put32(v, k->sender_id);
+	casa_put32(v + 4, k->seq);
+	casa_put32(v + 8, k->time_ms);
+}
+
 /* ---- the registry -------------------------------------------------------- */
 
 #define CISCO_AFF (M(K_WILDCARD) | M(K_FIXED))
+#define AGENT_LIST_MAX(head, esz, n) ((head) + (esz) * (n))
 
 static const struct tlv_desc tlv_table[] = {
 	{ CASA_TLV_WILDCARD, CASA_HAS_WILDCARD, M(K_WILDCARD), 36, 36, 0, dec_wildcard,
@@ -621,17 +928,38 @@ static const struct tlv_desc tlv_table[] = {
 	  enc_tickle },
 	{ CASA_TLV_STATS, CASA_HAS_STATS, M(K_STATS), 16, 16 + 12 * CASA_STATS_MAX, 12, dec_stats,
 	  chk_stats, enc_stats },
+	{ CASA_MSG_AGENT_REGISTER, CASA_HAS_AGENT, M(K_AREG), CASA_AGENT_REGISTER_LEN,
+	  CASA_AGENT_REGISTER_LEN, 0, dec_agent_register, chk_agent_register, enc_agent_register },
+	{ CASA_MSG_AGENT_REGISTER_ACK, CASA_HAS_AGENT, M(K_AREG_ACK), CASA_AGENT_REGISTER_ACK_LEN,
+	  CASA_AGENT_REGISTER_ACK_LEN, 0, dec_agent_register_ack, chk_agent_register_ack,
+	  enc_agent_register_ack },
+	{ CASA_MSG_AGENT_SERVICES, CASA_HAS_AGENT, M(K_ASERVICES), AGENT_LIST_HEAD,
+	  AGENT_LIST_MAX(AGENT_LIST_HEAD, CASA_AGENT_SERVICE_ENTRY_LEN, CASA_AGENT_SERVICES_MAX),
+	  CASA_AGENT_SERVICE_ENTRY_LEN, dec_agent_list, chk_agent_list, enc_agent_list },
+	{ CASA_MSG_AGENT_READY, CASA_HAS_AGENT, M(K_AREADY), AGENT_LIST_HEAD,
+	  AGENT_LIST_MAX(AGENT_LIST_HEAD, CASA_AGENT_READY_ENTRY_LEN, CASA_AGENT_SERVICES_MAX),
+	  CASA_AGENT_READY_ENTRY_LEN, dec_agent_list, chk_agent_list, enc_agent_list },
+	{ CASA_MSG_AGENT_CONN_END, CASA_HAS_AGENT, M(K_ACONN_END), AGENT_LIST_HEAD,
+	  AGENT_LIST_MAX(AGENT_LIST_HEAD, CASA_AGENT_CONN_ENTRY_LEN, CASA_AGENT_CONNS_MAX),
+	  CASA_AGENT_CONN_ENTRY_LEN, dec_agent_list, chk_agent_list, enc_agent_list },
+	{ CASA_MSG_AGENT_LOAD, CASA_HAS_AGENT, M(K_ALOAD), CASA_AGENT_LOAD_LEN, CASA_AGENT_LOAD_LEN,
+	  0, dec_agent_load, chk_agent_load, enc_agent_load },
+	{ CASA_MSG_AGENT_CONN_TABLE, CASA_HAS_AGENT, M(K_ACONN_TABLE), AGENT_TABLE_HEAD,
+	  AGENT_LIST_MAX(AGENT_TABLE_HEAD, CASA_AGENT_CONN_ENTRY_LEN, CASA_AGENT_CONNS_MAX),
+	  CASA_AGENT_CONN_ENTRY_LEN, dec_agent_table, chk_agent_list, enc_agent_list },
+	{ CASA_MSG_AGENT_KEEPALIVE, CASA_HAS_AGENT, M(K_AKEEPALIVE), CASA_AGENT_KEEPALIVE_LEN,
+	  CASA_AGENT_KEEPALIVE_LEN, 0, dec_agent_keepalive, NULL, enc_agent_keepalive },
 	{ CASA_TLV_WILDCARD_AUX, CASA_HAS_AUX, M(K_WILDCARD), 8, 8, 0, dec_aux, NULL, enc_aux },
 	{ CASA_TLV_ACTION, CASA_HAS_ACTION, CISCO_AFF, 20, 20, 0, dec_action, chk_action,
 	  enc_action },
 	{ CASA_TLV_SENDER_INFO, CASA_HAS_SENDER_INFO, CISCO_AFF | M(K_IP) | M(K_TICKLE), 12, 12, 0,
 	  dec_sender_info, NULL, enc_sender_info },
-	{ CASA_TLV_NAME, CASA_HAS_NAME, M(K_HELLO) | M(K_ACK), 5, 4 + CASA_NAME_MAX, 1, dec_name,
-	  chk_name, enc_name },
+	{ CASA_TLV_NAME, CASA_HAS_NAME, M(K_HELLO) | M(K_ACK) | M(K_AREG), 5, 4 + CASA_NAME_MAX, 1,
+	  dec_name, chk_name, enc_name },
 	{ CASA_TLV_PKT_EXCERPT, CASA_HAS_PKT_EXCERPT, M(K_TICKLE), 8 + CASA_EXCERPT_MIN,
 	  8 + CASA_EXCERPT_MAX, 1, dec_excerpt, chk_excerpt, enc_excerpt },
-	{ CASA_TLV_DISPATCH_INFO, CASA_HAS_DISPATCH_INFO, CISCO_AFF, 24, 24, 0, dec_dispatch_info,
-	  chk_dispatch_info, enc_dispatch_info },
+	{ CASA_TLV_DISPATCH_INFO, CASA_HAS_DISPATCH_INFO, CISCO_AFF | M(K_AREG) | M(K_AREG_ACK), 24,
+	  24, 0, dec_dispatch_info, chk_dispatch_info, enc_dispatch_info },
 	{ CASA_TLV_AUTH, CASA_HAS_AUTH, M_ALL, 44, 60, 16, dec_auth, NULL, enc_auth },
 };
 #define TLV_TABLE_LEN (sizeof(tlv_table) / sizeof(tlv_table[0]))
@@ -747,13 +1075,16 @@ static enum casa_err decode_tlvs(const uint8_t *buf, const struct tlv_ref *refs,
 	return CASA_OK;
 }
 
-/* Spec 8 steps 7 and 8: required ACTION, then field checks in TLV order. */
+/* Spec 8 steps 7 and 8: required ACTION (and the agent REGISTER's NAME),
+ * then field checks in TLV order. */
 static enum casa_err check_fields(const struct tlv_ref *refs, unsigned n,
 				  const struct tlv_desc *const *descs, struct casa_msg *m)
 {
 	bool affinity = m->present & (CASA_HAS_WILDCARD | CASA_HAS_FIXED);
 
 	if (affinity && m->aff.ttl > 0 && !(m->present & CASA_HAS_ACTION))
+		return fail(m, CASA_E_MISSING, refs[0].off);
+	if (m->type == CASA_MSG_AGENT_REGISTER && !(m->present & CASA_HAS_NAME))
 		return fail(m, CASA_E_MISSING, refs[0].off);
 	for (unsigned i = 0; i < n; i++) {
 		size_t field_off = 0;
@@ -820,6 +1151,12 @@ static uint16_t tlv_len_of(const struct tlv_desc *d, const struct casa_msg *m)
 		return (uint16_t)(8 + m->excerpt.len);
 	case CASA_TLV_AUTH:
 		return (uint16_t)(28 + m->auth.digest_len);
+	case CASA_MSG_AGENT_SERVICES:
+	case CASA_MSG_AGENT_READY:
+	case CASA_MSG_AGENT_CONN_END:
+	case CASA_MSG_AGENT_CONN_TABLE:
+		return (uint16_t)(agent_head_len(d->type) +
+				  m->agent.list.n * agent_entry_len(d->type));
 	default:
 		return d->min_len;
 	}
@@ -841,6 +1178,10 @@ static bool sizes_ok(const struct casa_msg *m)
 	     m->excerpt.len > CASA_EXCERPT_MAX))
 		return false;
 	if ((m->present & CASA_HAS_AUTH) && m->auth.digest_len != 16 && m->auth.digest_len != 32)
+		return false;
+	if ((m->present & CASA_HAS_AGENT) && agent_entry_len(m->type) != 0 &&
+	    (m->agent.list.n > agent_list_max(m->type) ||
+	     (m->agent.list.n > 0 && !m->agent.list.entries)))
 		return false;
 	return true;
 }
@@ -879,6 +1220,9 @@ int casa_encode(const struct casa_msg *m, enum casa_mode mode, uint8_t *buf, siz
 		size_t padded;
 
 		if (!(m->present & d->present))
+			continue;
+		// The eight agent primaries share CASA_HAS_AGENT: emit the message's own.
+		if (d->present == CASA_HAS_AGENT && d->type != m->type)
 			continue;
 		tlen = tlv_len_of(d, m);
 		padded = ((size_t)tlen + 3) & ~(size_t)3;
@@ -982,6 +1326,196 @@ size_t casa_encode_stats(uint8_t *buf, size_t cap, const struct casa_stats *stat
 	return encode_or_zero(&m, buf, cap);
 }
 
+/* ---- agent protocol encoders and getters (docs/agent-protocol.md) --------- */
+
+bool casa_agent_msg(uint16_t type)
+{
+	return type >= CASA_TLV_AGENT_FIRST && type <= CASA_TLV_AGENT_LAST;
+}
+
+/* Name (required) and DISPATCH_INFO (optional) of REGISTER / REGISTER_ACK. */
+static bool agent_set_name(struct casa_msg *m, const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n < 1 || n > CASA_NAME_MAX)
+		return false;
+	m->name.bytes = (const uint8_t *)name;
+	m->name.len = (uint8_t)n;
+	m->present |= CASA_HAS_NAME;
+	return true;
+}
+
+static void agent_set_dispatch(struct casa_msg *m, const struct casa_dispatch_info *dispatch)
+{
+	if (dispatch) {
+		m->dispatch = *dispatch;
+		m->present |= CASA_HAS_DISPATCH_INFO;
+	}
+}
+
+size_t casa_encode_agent_register(uint8_t *buf, size_t cap, const struct casa_agent_register *r,
+				  const char *name, const struct casa_dispatch_info *dispatch)
+{
+	struct casa_msg m = { .type = CASA_MSG_AGENT_REGISTER, .present = CASA_HAS_AGENT };
+
+	m.agent.reg = *r;
+	m.agent.reg.status = 0; // not on the wire in REGISTER
+	if (!agent_set_name(&m, name))
+		return 0;
+	agent_set_dispatch(&m, dispatch);
+	return encode_or_zero(&m, buf, cap);
+}
+
+size_t casa_encode_agent_register_ack(uint8_t *buf, size_t cap, const struct casa_agent_register *r,
+				      const struct casa_dispatch_info *dispatch)
+{
+	struct casa_msg m = { .type = CASA_MSG_AGENT_REGISTER_ACK, .present = CASA_HAS_AGENT };
+
+	m.agent.reg = *r;
+	m.agent.reg.version = 0; // not on the wire in REGISTER_ACK
+	agent_set_dispatch(&m, dispatch);
+	return encode_or_zero(&m, buf, cap);
+}
+
+/*
+ * The list encoders write the entries straight into buf (the caller's
+ * arrays are structs, not wire bytes), then decode the result so that they
+ * emit only what casa_decode accepts, as casa_encode does.
+ */
+static size_t agent_list_start(uint8_t *buf, size_t cap, uint16_t type, unsigned n)
+{
+	size_t total = CASA_HDR_LEN + agent_head_len(type) + (size_t)n * agent_entry_len(type);
+
+	if (n > agent_list_max(type) || cap < total)
+		return 0;
+	casa_put16(buf, CASA_VERSION);
+	casa_put16(buf + 2, type);
+	casa_put16(buf + CASA_HDR_LEN, type);
+	casa_put16(buf + CASA_HDR_LEN + 2, (uint16_t)(total - CASA_HDR_LEN));
+	return total; // a multiple of 4: no padding
+}
+
+static size_t agent_list_finish(const uint8_t *buf, size_t total)
+{
+	struct casa_msg check;
+
+	return casa_decode(buf, total, CASA_MSG_MAX_HARD, &check) == CASA_OK ? total : 0;
+}
+
+size_t casa_encode_agent_services(uint8_t *buf, size_t cap, uint16_t type,
+				  const struct casa_agent_service *s, unsigned n)
+{
+	size_t total, esz = agent_entry_len(type);
+	uint8_t *v = buf + CASA_HDR_LEN + CASA_TLV_HDR_LEN;
+
+	if (type != CASA_MSG_AGENT_SERVICES && type != CASA_MSG_AGENT_READY)
+		return 0;
+	if ((n > 0 && !s) || (total = agent_list_start(buf, cap, type, n)) == 0)
+		return 0;
+	casa_put16(v, (uint16_t)n);
+	casa_put16(v + 2, 0);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *e = v + 4 + esz * i;
+
+		casa_put32(e, s[i].vip);
+		casa_put16(e + 4, s[i].port);
+		e[6] = s[i].protocol;
+		e[7] = s[i].dispatch;
+		if (type == CASA_MSG_AGENT_READY)
+			casa_put32(e + 8, s[i].ready);
+	}
+	return agent_list_finish(buf, total);
+}
+
+size_t casa_encode_agent_conns(uint8_t *buf, size_t cap, uint16_t type, uint16_t flags,
+			       uint32_t resync_id, const struct casa_agent_conn *c, unsigned n)
+{
+	size_t total;
+	uint8_t *v = buf + CASA_HDR_LEN + CASA_TLV_HDR_LEN, *e;
+
+	if (type != CASA_MSG_AGENT_CONN_END && type != CASA_MSG_AGENT_CONN_TABLE)
+		return 0;
+	if ((n > 0 && !c) || (total = agent_list_start(buf, cap, type, n)) == 0)
+		return 0;
+	if (type == CASA_MSG_AGENT_CONN_TABLE) {
+		casa_put16(v, flags);
+		casa_put16(v + 2, (uint16_t)n);
+		casa_put32(v + 4, resync_id);
+		e = v + 8;
+	} else {
+		casa_put16(v, (uint16_t)n);
+		casa_put16(v + 2, 0);
+		e = v + 4;
+	}
+	for (unsigned i = 0; i < n; i++, e += CASA_AGENT_CONN_ENTRY_LEN) {
+		casa_put32(e, c[i].client);
+		casa_put32(e + 4, c[i].vip);
+		casa_put16(e + 8, c[i].client_port);
+		casa_put16(e + 10, c[i].vip_port);
+		e[12] = c[i].protocol;
+		e[13] = c[i].state;
+		casa_put16(e + 14, c[i].reserved);
+	}
+	return agent_list_finish(buf, total);
+}
+
+size_t casa_encode_agent_load(uint8_t *buf, size_t cap, const struct casa_agent_load *l)
+{
+	struct casa_msg m = { .type = CASA_MSG_AGENT_LOAD, .present = CASA_HAS_AGENT };
+
+	m.agent.load = *l;
+	return encode_or_zero(&m, buf, cap);
+}
+
+size_t casa_encode_agent_keepalive(uint8_t *buf, size_t cap, const struct casa_agent_keepalive *k)
+{
+	struct casa_msg m = { .type = CASA_MSG_AGENT_KEEPALIVE, .present = CASA_HAS_AGENT };
+
+	m.agent.keepalive = *k;
+	return encode_or_zero(&m, buf, cap);
+}
+
+/* Entry i of a decoded list, or NULL (out of range, or not a list of esz). */
+static const uint8_t *agent_entry(const struct casa_msg *m, unsigned i, size_t esz)
+{
+	if (!(m->present & CASA_HAS_AGENT) || agent_entry_len(m->type) != esz ||
+	    i >= m->agent.list.n || !m->agent.list.entries)
+		return NULL;
+	return m->agent.list.entries + (size_t)i * esz;
+}
+
+void casa_agent_service_get(const struct casa_msg *m, unsigned i, struct casa_agent_service *out)
+{
+	const uint8_t *e = agent_entry(m, i, agent_entry_len(m->type));
+
+	memset(out, 0, sizeof(*out));
+	if (!e || (m->type != CASA_MSG_AGENT_SERVICES && m->type != CASA_MSG_AGENT_READY))
+		return;
+	out->vip = casa_get32(e);
+	out->port = casa_get16(e + 4);
+	out->protocol = e[6];
+	out->dispatch = e[7];
+	if (m->type == CASA_MSG_AGENT_READY)
+		out->ready = casa_get32(e + 8);
+}
+
+void casa_agent_conn_get(const struct casa_msg *m, unsigned i, struct casa_agent_conn *out)
+{
+	const uint8_t *e = agent_entry(m, i, CASA_AGENT_CONN_ENTRY_LEN);
+
+	memset(out, 0, sizeof(*out));
+	if (!e)
+		return;
+	out->client = casa_get32(e);
+	out->vip = casa_get32(e + 4);
+	out->client_port = casa_get16(e + 8);
+	out->vip_port = casa_get16(e + 10);
+	out->protocol = e[12];
+	out->state = e[13];
+	out->reserved = casa_get16(e + 14);
+}
+
 /* Spec 6.1: FRAG | ALLPKTS, X = criteria, no tickle, no dispatch. */
 void casa_action_wildcard_default(struct casa_action *a, uint32_t interest_addr, uint16_t port)
 {
@@ -1018,6 +1552,40 @@ static bool stats_equal(const struct casa_stats *a, const struct casa_stats *b)
 		    a->entries[i].value != b->entries[i].value)
 			return false;
 	return true;
+}
+
+/* The fields each agent message carries on the wire; list entries as bytes. */
+static bool agent_reg_equal(const struct casa_agent_register *a,
+			    const struct casa_agent_register *b, bool ack)
+{
+	return (ack ? a->status == b->status : a->version == b->version) && a->flags == b->flags &&
+	       a->reserved == b->reserved && a->sender_id == b->sender_id && a->epoch == b->epoch &&
+	       a->keepalive_s == b->keepalive_s && a->hold_s == b->hold_s && a->caps == b->caps;
+}
+
+static bool agent_equal(uint16_t type, const struct casa_agent_body *a,
+			const struct casa_agent_body *b)
+{
+	const struct casa_agent_list *la = &a->list, *lb = &b->list;
+	const struct casa_agent_load *x = &a->load, *y = &b->load;
+	const struct casa_agent_keepalive *ka = &a->keepalive, *kb = &b->keepalive;
+
+	switch (type) {
+	case CASA_MSG_AGENT_REGISTER:
+	case CASA_MSG_AGENT_REGISTER_ACK:
+		return agent_reg_equal(&a->reg, &b->reg, type == CASA_MSG_AGENT_REGISTER_ACK);
+	case CASA_MSG_AGENT_LOAD:
+		return x->capacity == y->capacity && x->reserved == y->reserved &&
+		       x->qos == y->qos && x->active == y->active && x->cpu_idle == y->cpu_idle &&
+		       x->pressure == y->pressure && x->retrans == y->retrans;
+	case CASA_MSG_AGENT_KEEPALIVE:
+		return ka->sender_id == kb->sender_id && ka->seq == kb->seq &&
+		       ka->time_ms == kb->time_ms;
+	default: // the lists; flags and resync_id are zero outside CONN_TABLE
+		return la->flags == lb->flags && la->n == lb->n && la->reserved == lb->reserved &&
+		       la->resync_id == lb->resync_id &&
+		       bytes_equal(la->entries, lb->entries, la->n * agent_entry_len(type));
+	}
 }
 
 static bool auth_equal(const struct casa_auth *a, const struct casa_auth *b)
@@ -1060,6 +1628,8 @@ static bool present_equal(const struct casa_msg *a, const struct casa_msg *b, ui
 	if ((p & CASA_HAS_DISPATCH_INFO) && memcmp(&a->dispatch, &b->dispatch, sizeof(a->dispatch)))
 		return false;
 	if ((p & CASA_HAS_AUTH) && !auth_equal(&a->auth, &b->auth))
+		return false;
+	if ((p & CASA_HAS_AGENT) && !agent_equal(a->type, &a->agent, &b->agent))
 		return false;
 	return true;
 }

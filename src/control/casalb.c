@@ -3,15 +3,12 @@
  *
  *   casalb -n [-v] FILE   check a configuration ("configuration OK"), -v
  *                         prints it normalised
- *   casalb [-v] -c FILE   run: the fast path from the configuration's static
- *                         services and targets
+ *   casalb [-v] -c FILE   run the appliance: fast-path workers and, on the
+ *                         main lcore, the Service Manager (CASA endpoint,
+ *                         agent protocol server, placement, tables)
  *
- * Until the Service Manager exists (issue 4), the control thread publishes
- * the configured services with weighted selection tables, lets the workers
- * place connections themselves, and answers events by counting them:
- * interest packets (flows this box never saw) are dropped and counted, as
- * are SYNs for a service with no target. On SIGINT or SIGTERM it stops the
- * workers and prints the counters; SIGUSR1 prints them while running.
+ * On SIGINT or SIGTERM it stops the workers and prints the counters;
+ * SIGUSR1 prints them while running.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <time.h>
+
+#include "casa.h"
 
 #include "ctl.h"
 
@@ -40,21 +40,57 @@ static void usage(FILE *f)
 		   "       casalb [-v] -c FILE      run the appliance\n");
 }
 
-struct counters {
-	uint64_t new_conn, interest, arp, no_target;
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t wall_s(void)
+{
+	return (uint32_t)time(NULL);
+}
+
+/* The running appliance: the fast path plus the Service Manager. */
+struct app {
+	const struct ctl_conf *c;
+	struct ctl_sm *sm;
+	struct ctl_casa *casa;
+	struct ctl_agent *agent;
+	uint64_t last_publish_ms, last_tick_ms;
 };
 
-static void print_stats(const struct counters *k)
+static void print_stats(const struct app *a)
 {
+	const struct ctl_sm_counters *k = ctl_sm_counters(a->sm);
+	const struct ctl_casa_counters *x = ctl_casa_counters(a->casa);
+	const struct ctl_agent_counters *g = ctl_agent_counters(a->agent);
 	struct fp_table_stats t;
 
 	fp_affinity_stats(&t);
 	printf("affinities %" PRIu64 " of %" PRIu64 " (inserts %" PRIu64 ", expiries %" PRIu64
 	       ", full %" PRIu64 ")\n",
 	       t.count, t.capacity, t.inserts, t.expiries, t.full);
-	printf("events new_conn %" PRIu64 " interest %" PRIu64 " arp %" PRIu64 " no_target %" PRIu64
-	       "\n",
-	       k->new_conn, k->interest, k->arp, k->no_target);
+	printf("vcrt %" PRIu64 " worker_conns %" PRIu64 " conn_ends %" PRIu64
+	       " targets_down %" PRIu64 " publishes %" PRIu64 "\n",
+	       ctl_sm_conn_count(a->sm), k->worker_conns, k->conn_ends, k->targets_down,
+	       k->publishes);
+	printf("interest");
+	for (int v = 0; v < CTL_INT__COUNT; v++)
+		printf(" %s=%" PRIu64, ctl_sm_interest_name((enum ctl_interest)v), k->interest[v]);
+	printf("\ncasa rx %" PRIu64 " wildcards_sent %" PRIu64 " fixed_sent %" PRIu64
+	       " deletes_sent %" PRIu64 " resets_sent %" PRIu64 " resets_limited %" PRIu64 "\n",
+	       x->rx, x->wildcards_sent, x->fixed_sent, x->deletes_sent, x->resets_sent,
+	       x->resets_limited);
+	printf("casa drops");
+	for (int e = 1; e < CASA_E__COUNT; e++)
+		if (x->drops[e])
+			printf(" %s=%" PRIu64, casa_err_reason((enum casa_err)e), x->drops[e]);
+	printf("\nagents accepted %" PRIu64 " registered %" PRIu64 " refused %" PRIu64
+	       " timeouts %" PRIu64 " framing_errors %" PRIu64 "\n",
+	       g->accepted, g->registered, g->refused, g->timeouts, g->framing_errors);
 	for (unsigned w = 0; w < fp_worker_count(); w++) {
 		struct fp_worker_stats s;
 
@@ -69,74 +105,136 @@ static void print_stats(const struct counters *k)
 	fflush(stdout);
 }
 
-/* One turn of the control loop: events from workers, reclamation. */
-static void control_turn(struct counters *k)
-{
-	struct fp_event ev[64];
-	unsigned n = fp_event_poll(ev, 64);
-
-	for (unsigned i = 0; i < n; i++) {
-		switch (ev[i].type) {
-		case FP_EV_NEW_CONN:
-			k->new_conn++;
-			break;
-		case FP_EV_INTEREST:
-			k->interest++;
-			break;
-		case FP_EV_ARP:
-			k->arp++;
-			break;
-		default:
-			k->no_target++;
-			break;
-		}
-		fp_event_release(&ev[i]);
-	}
-	fp_reclaim();
-	if (n == 0)
-		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-}
-
-static int run(const struct ctl_conf *c, const char *argv0)
+static int publish(struct app *a, uint64_t now)
 {
 	struct fp_tables_desc d;
-	struct counters k = { 0 };
+	char err[256] = "";
+	int rc = ctl_sm_tables(a->sm, &d);
+
+	if (rc == 0) {
+		rc = fp_publish(&d, err, sizeof(err));
+		ctl_tables_free(&d);
+	}
+	if (rc != 0)
+		fprintf(stderr, "casalb: publish: %s\n", err[0] ? err : strerror(-rc));
+	a->last_publish_ms = now;
+	return rc;
+}
+
+/* One turn of the control loop: sockets, worker events, timers, tables.
+ * Every step is bounded, so no peer can starve the others. */
+static void control_turn(struct app *a)
+{
+	struct pollfd pfd[2] = { { .fd = ctl_casa_fd(a->casa), .events = POLLIN },
+				 { .fd = ctl_agent_fd(a->agent), .events = POLLIN } };
+	struct fp_event ev[64];
+	unsigned n = 0, rounds = 0;
+	uint64_t now;
+	uint32_t wall;
+
+	poll(pfd, 2, 1);
+	now = mono_ms();
+	wall = wall_s();
+	if (pfd[0].revents)
+		ctl_casa_input(a->casa, now, wall);
+	if (pfd[1].revents)
+		ctl_agent_run(a->agent, now, wall);
+	do {
+		n = fp_event_poll(ev, 64);
+		for (unsigned i = 0; i < n; i++)
+			ctl_casa_local_event(a->casa, &ev[i], now);
+	} while (n == 64 && ++rounds < 16);
+	ctl_casa_flush(a->casa);
+	if (now - a->last_tick_ms >= 100) {
+		ctl_sm_tick(a->sm, now);
+		ctl_agent_tick(a->agent, now, wall);
+		a->last_tick_ms = now;
+	}
+	ctl_casa_tick(a->casa, now, wall);
+	// Batch table changes: at most one publish every 50 ms.
+	if (ctl_sm_tables_dirty(a->sm) && now - a->last_publish_ms >= 50)
+		publish(a, now);
+	fp_reclaim();
+}
+
+static int start(struct app *a, const char *argv0)
+{
+	const struct ctl_conf *c = a->c;
 	char err[512] = "";
-	int rc;
+	uint64_t now = mono_ms();
 
 	if (fp_init(&c->fp, argv0, err, sizeof(err)) != 0) {
 		fprintf(stderr, "casalb: %s\n", err);
-		return 1;
+		return -1;
 	}
-	if (ctl_tables_build(c, &d) != 0 || fp_publish(&d, err, sizeof(err)) != 0) {
-		fprintf(stderr, "casalb: tables: %s\n", err[0] ? err : "out of memory");
-		fp_fini();
-		return 1;
+	a->sm = ctl_sm_create(c, now);
+	if (!a->sm) {
+		fprintf(stderr, "casalb: service manager: %s\n", strerror(errno));
+		return -1;
 	}
-	ctl_tables_free(&d);
-	rc = fp_start();
+	if (publish(a, now) != 0)
+		return -1;
+	a->casa = ctl_casa_create(c, a->sm, now, wall_s(), err, sizeof(err));
+	if (!a->casa) {
+		fprintf(stderr, "casalb: %s\n", err);
+		return -1;
+	}
+	a->agent = ctl_agent_create(c, a->sm, ctl_casa_auth(a->casa), ctl_casa_signer(a->casa),
+				    wall_s(), err, sizeof(err));
+	if (!a->agent) {
+		fprintf(stderr, "casalb: %s\n", err);
+		return -1;
+	}
+	int rc = fp_start();
+
 	if (rc != 0) {
 		fprintf(stderr,
 			"casalb: cannot start workers: %s (lcores \"%s\" must name at least"
 			" two cores)\n",
 			strerror(-rc), c->fp.lcores);
-		fp_fini();
+		return -1;
+	}
+	return 0;
+}
+
+static void stop(struct app *a)
+{
+	ctl_agent_destroy(a->agent);
+	ctl_casa_destroy(a->casa);
+	fp_fini();
+	ctl_sm_destroy(a->sm);
+}
+
+static int run(const struct ctl_conf *c, const char *argv0)
+{
+	struct app a = { .c = c };
+	char addr[16], aaddr[16];
+
+	if (!(c->roles & CTL_ROLE_SM)) {
+		fprintf(stderr, "casalb: roles: a forwarding agent without a service manager"
+				" is not supported yet\n");
 		return 1;
 	}
-	printf("casalb: running %u workers, %u services, %u targets\n", fp_worker_count(),
-	       c->n_services, c->n_targets);
+	if (start(&a, argv0) != 0) {
+		stop(&a);
+		return 1;
+	}
+	printf("casalb: running %u workers, %u services, %u targets; CASA %s:%u, agents %s:%u\n",
+	       fp_worker_count(), c->n_services, c->n_targets,
+	       casa_ip_format(c->sm.addr, addr, sizeof(addr)), c->sm.port,
+	       casa_ip_format(c->agents.addr, aaddr, sizeof(aaddr)), c->agents.port);
 	fflush(stdout);
 	while (!stopping) {
-		control_turn(&k);
+		control_turn(&a);
 		if (dump_requested) {
 			dump_requested = 0;
-			print_stats(&k);
+			print_stats(&a);
 		}
 	}
 	fp_stop();
-	control_turn(&k);
-	print_stats(&k);
-	fp_fini();
+	control_turn(&a);
+	print_stats(&a);
+	stop(&a);
 	return 0;
 }
 

@@ -19,14 +19,78 @@
 #define CTL_HASH_SLOTS 1024 /* selection table of a "hash" service */
 
 enum ctl_method {
-	CTL_METHOD_WRR = 1, /* smooth weighted round robin (nginx's algorithm) */
-	CTL_METHOD_RR = 2,  /* every target once, in turn */
-	CTL_METHOD_HASH = 3 /* weighted, by 5-tuple hash */
+	CTL_METHOD_WRR = 1,       /* smooth weighted round robin, cycles shuffled */
+	CTL_METHOD_RR = 2,        /* every target once, in turn (cycles shuffled) */
+	CTL_METHOD_HASH = 3,      /* weighted, by 5-tuple hash */
+	CTL_METHOD_LEASTCONN = 4, /* fewest active connections per unit of weight */
+	CTL_METHOD_RANDOM = 5     /* weighted random */
+};
+
+#define CTL_POLICIES_MAX 16    /* client-subnet policies per service */
+#define CTL_FA_PREFIXES_MAX 16 /* accepted forwarding-agent prefixes */
+
+enum ctl_role { CTL_ROLE_SM = 0x1, CTL_ROLE_FA = 0x2 };
+
+/* A client-subnet policy (seed 5.x "policy"): SYNs from src/mask are placed
+ * only on these targets (still subject to readiness and health). */
+struct ctl_policy {
+	uint32_t src, mask;
+	uint32_t targets[FP_TARGETS_MAX]; /* indexes into ctl_conf.targets */
+	unsigned n_targets;
+	int line;
+};
+
+/* The Service Manager (design.md section 1; casa-protocol.md 7.1). */
+struct ctl_sm_conf {
+	uint32_t addr;                /* CASA control address: interest address, mcast source */
+	uint32_t group;               /* multicast group, default 224.0.1.2 */
+	uint16_t port;                /* CASA UDP port, default 1637 */
+	uint32_t wildcard_interval_s; /* 30 */
+	uint32_t wildcard_ttl_s;      /* 60 */
+	uint32_t fixed_ttl_s;         /* 900 */
+	uint8_t ip_ttl;               /* multicast IP TTL, 1 */
+	uint8_t mode;                 /* enum casa_mode values: 0 strict, 1 extended */
+	uint8_t auth_alg;             /* 0 none, 1 hmac-md5, 2 hmac-sha256 */
+	uint8_t key_id;
+	char key_file[256];   /* the key: first line of the file, 1..64 octets */
+	uint32_t rollover_s;  /* 180 */
+	uint32_t freshness_s; /* 120; 0 = off */
+	struct {
+		uint32_t addr, mask;
+	} fa_prefixes[CTL_FA_PREFIXES_MAX]; /* interest accepted from; none = any */
+	unsigned n_fa_prefixes;
+	uint32_t connections;      /* VCRT capacity */
+	uint32_t weight_refresh_s; /* 60 */
+	uint32_t reset_rate;       /* fast connection resets per second (token bucket) */
+	uint32_t fa_max;           /* forwarding agents tracked */
+};
+
+/* The agent protocol server (docs/agent-protocol.md). */
+struct ctl_agent_conf {
+	uint32_t addr;        /* listen address, default: service_manager.address */
+	uint16_t port;        /* 1638 */
+	uint32_t keepalive_s; /* 5 */
+	uint32_t timeout_s;   /* 15: silence that marks the target down */
+	uint32_t max;         /* agent sessions, default 256 */
+	bool required;        /* false: a target without an agent counts as ready */
+};
+
+/* Ranked backups (the HA issue). rank 0 = primary. */
+struct ctl_backup_conf {
+	uint8_t rank;            /* 0 primary, 1..254 backup */
+	bool takeback_immediate; /* "immediate" (true) or "when-idle" */
+};
+
+struct ctl_listener_conf {
+	bool enabled;
+	uint32_t addr;
+	uint16_t port;
 };
 
 struct ctl_target {
 	char name[CTL_NAME_MAX];
 	struct fp_target_desc fp; /* id = index in ctl_conf.targets */
+	uint32_t addr;            /* dispatch address (XCF-like): default tunnel */
 	uint32_t weight;
 	int line;
 };
@@ -40,13 +104,21 @@ struct ctl_service {
 	enum ctl_method method;
 	uint32_t targets[FP_TARGETS_MAX]; /* indexes into ctl_conf.targets */
 	unsigned n_targets;
+	struct ctl_policy *policies; /* n_policies of them, owned */
+	unsigned n_policies;
 	uint32_t idle_s;
 	int line;
 };
 
 struct ctl_conf {
 	char file[256];
+	unsigned roles; /* ctl_role bits; default both */
 	struct fp_conf fp;
+	struct ctl_sm_conf sm;
+	struct ctl_agent_conf agents;
+	struct ctl_backup_conf backup;
+	struct ctl_listener_conf console; /* default 127.0.0.1:2323 */
+	struct ctl_listener_conf metrics; /* default 127.0.0.1:9637 */
 	struct ctl_target *targets;
 	unsigned n_targets;
 	struct ctl_service *services;
@@ -106,5 +178,247 @@ int ctl_select_quotas(const uint32_t *w, unsigned n, uint32_t size, uint32_t *qu
  */
 int64_t ctl_select_rebuild(uint32_t *table, uint32_t size, bool have_prev, const uint32_t *w,
 			   unsigned n);
+
+/* ---- the Service Manager core (ctl_sm.c) --------------------------------------
+ *
+ * The SM's state without any I/O: runtime targets (agent liveness, load),
+ * the DPT (per service port and target: Rdy, connections, weights), the
+ * VCRT (5-tuple -> target), placement by method, selection tables for the
+ * workers, and the queue of affinity deletes to multicast. The event loop
+ * (casalb.c) feeds it messages and timers and carries out what it asks
+ * (publish, multicast deletes). It calls fastpath.h's affinity functions
+ * directly for the local forwarding agent (the workers).
+ *
+ * A "service port" (sp) is one (service, port) pair: the fast path's
+ * service id and one CASA wildcard. Context: control thread only.
+ */
+struct ctl_sm;
+
+enum ctl_interest {
+	CTL_INT_NEW = 0,    /* SYN placed: forward to *target, send FIXED */
+	CTL_INT_KNOWN,      /* VCRT hit: forward to *target, send FIXED */
+	CTL_INT_RESET,      /* no target holds it: fast connection reset */
+	CTL_INT_NO_SERVICE, /* matches no wildcard we advertise: drop */
+	CTL_INT_NO_TARGET,  /* SYN, no ready target: reset */
+	CTL_INT_FULL,       /* VCRT full: drop the SYN */
+	CTL_INT__COUNT
+};
+
+struct ctl_sm_counters {
+	uint64_t interest[CTL_INT__COUNT];
+	uint64_t worker_conns; /* new-connection notices from workers */
+	uint64_t conn_ends;    /* connections removed on an agent's report */
+	uint64_t conn_end_unknown;
+	uint64_t resync_added, resync_removed;
+	uint64_t deletes_queued, deletes_lost; /* lost: the delete queue was full */
+	uint64_t targets_down;                 /* transitions to down */
+	uint64_t weight_refreshes, publishes;
+	uint64_t vcrt_full;
+};
+
+/* One DPT row (netstat VDPT): a service port's target. */
+struct ctl_dpt_row {
+	uint32_t sp, target;
+	uint32_t vip;
+	uint16_t port;
+	uint8_t proto;
+	uint32_t rdy;
+	uint64_t total_conn;
+	uint64_t active;
+	uint8_t capacity;   /* WLM-like 0..64, as applied */
+	double qos;         /* fraction 0..1, as applied */
+	uint32_t weight;    /* configured */
+	uint32_t effective; /* as used for placement */
+	bool healthy;
+};
+
+/* One VCRT row (netstat VCRT). */
+struct ctl_conn_row {
+	struct fp_flow flow;
+	uint32_t target, sp;
+	uint32_t fa; /* address of the FA that asked, 0 = local workers */
+	uint64_t created_ms, last_ms;
+};
+
+/* Create from a checked configuration (kept by pointer: it must outlive sm).
+ * now_ms: monotonic clock. NULL and errno on failure. Allocates. */
+struct ctl_sm *ctl_sm_create(const struct ctl_conf *c, uint64_t now_ms);
+void ctl_sm_destroy(struct ctl_sm *sm);
+const struct ctl_sm_counters *ctl_sm_counters(const struct ctl_sm *sm);
+
+/* The service port of a flow's destination (VIP, port, protocol), or -1. */
+int ctl_sm_sp_find(const struct ctl_sm *sm, uint32_t vip, uint16_t port, uint8_t proto);
+unsigned ctl_sm_sp_count(const struct ctl_sm *sm);
+/* The wildcard of service port sp (spec 6.1): dst VIP/port/protocol. */
+int ctl_sm_sp_get(const struct ctl_sm *sm, unsigned sp, uint32_t *vip, uint16_t *port,
+		  uint8_t *proto, unsigned *service);
+
+/*
+ * An interest packet's flow (client -> VIP) with its TCP flags, from the FA
+ * at fa_addr (0: our own workers). A SYN is placed and recorded; another
+ * packet is looked up. *target is set for NEW and KNOWN.
+ */
+enum ctl_interest ctl_sm_interest(struct ctl_sm *sm, const struct fp_flow *f, uint8_t tcp_flags,
+				  uint32_t fa_addr, uint64_t now_ms, uint32_t *target);
+const char *ctl_sm_interest_name(enum ctl_interest v);
+
+/* Pick a target for a new flow of sp without recording it (FP_TARGET_NONE
+ * when no candidate). Advances the method's state. */
+uint32_t ctl_sm_place(struct ctl_sm *sm, unsigned sp, const struct fp_flow *f);
+
+/* A worker placed a SYN (FP_EV_NEW_CONN): record it. */
+void ctl_sm_conn_new(struct ctl_sm *sm, const struct fp_flow *f, uint32_t target, uint64_t now_ms);
+
+/* A target's agent reports a connection ended: remove it from the VCRT,
+ * delete the local affinity and queue a multicast delete. false: unknown. */
+bool ctl_sm_conn_end(struct ctl_sm *sm, uint32_t target, const struct fp_flow *f);
+
+/* Look up a connection. false when absent. */
+bool ctl_sm_conn_find(const struct ctl_sm *sm, const struct fp_flow *f, struct ctl_conn_row *out);
+uint64_t ctl_sm_conn_count(const struct ctl_sm *sm);
+
+/* Agents (docs/agent-protocol.md). register returns a casa_agent_status
+ * value and the target id; ready/load/resync apply to that target. */
+int ctl_sm_agent_register(struct ctl_sm *sm, const char *name, uint32_t *target);
+void ctl_sm_agent_ready(struct ctl_sm *sm, uint32_t target, uint32_t vip, uint16_t port,
+			uint8_t proto, uint32_t rdy);
+void ctl_sm_agent_load(struct ctl_sm *sm, uint32_t target, uint8_t capacity, uint16_t qos);
+/* The agent's session ended (closed, silent): the target stays as it is
+ * until the agents timeout passes, then it is marked down. */
+void ctl_sm_agent_lost(struct ctl_sm *sm, uint32_t target, uint64_t now_ms);
+void ctl_sm_resync_begin(struct ctl_sm *sm, uint32_t target, uint32_t resync_id);
+void ctl_sm_resync_conn(struct ctl_sm *sm, uint32_t target, const struct fp_flow *f,
+			uint64_t now_ms);
+/* LAST chunk: connections of target not listed since begin are removed. */
+void ctl_sm_resync_end(struct ctl_sm *sm, uint32_t target, uint32_t resync_id);
+/* The VIP ports target serves (for SERVICES): writes up to max, returns n. */
+unsigned ctl_sm_target_services(const struct ctl_sm *sm, uint32_t target, struct fp_flow *out,
+				unsigned max);
+bool ctl_sm_target_up(const struct ctl_sm *sm, uint32_t target);
+
+/* Timers: weight refresh, agent timeouts, least-connections tables. */
+void ctl_sm_tick(struct ctl_sm *sm, uint64_t now_ms);
+
+/* True when the workers' tables need publishing; ctl_sm_tables builds them
+ * (free with ctl_tables_free) and clears the flag. */
+bool ctl_sm_tables_dirty(const struct ctl_sm *sm);
+int ctl_sm_tables(struct ctl_sm *sm, struct fp_tables_desc *d);
+
+/* Drain queued affinity deletes (flows and the targets they had), up to
+ * max. */
+unsigned ctl_sm_deletes_take(struct ctl_sm *sm, struct fp_flow *out, uint32_t *targets,
+			     unsigned max);
+
+/* Displays: DPT rows and VCRT rows (walk from *cursor, 0 to start; 0 when
+ * done). fn returns non-zero to stop. */
+unsigned ctl_sm_dpt_rows(struct ctl_sm *sm, struct ctl_dpt_row *out, unsigned max);
+unsigned ctl_sm_conn_walk(const struct ctl_sm *sm, uint64_t *cursor, unsigned max,
+			  int (*fn)(const struct ctl_conn_row *r, void *arg), void *arg);
+
+/* ---- fast connection reset (ctl_rst.c) ------------------------------------------ */
+
+/*
+ * The RST (IPv4 + TCP, 40 bytes, from the VIP) answering the TCP segment
+ * ip[0..len) sent client -> VIP, per RFC 793 "Reset Generation". Returns
+ * 40, or 0 when no reset is due (not TCP, a fragment, malformed, or itself
+ * a RST) or cap is under 40.
+ */
+size_t ctl_rst_build(const uint8_t *ip, size_t len, uint8_t *out, size_t cap);
+
+/* A token bucket: `rate` per second, bursts up to one second's worth. */
+struct ctl_rate {
+	double tokens;
+	uint64_t last_ms;
+	uint32_t rate; /* 0: never */
+};
+bool ctl_rate_take(struct ctl_rate *r, uint64_t now_ms);
+
+/* ---- the CASA endpoint (ctl_casa.c) ------------------------------------------------ */
+
+struct ctl_casa;
+struct casa_auth_ctx;
+struct casa_signer;
+struct fp_event;
+
+#define CTL_FA_STATS 20 /* counter ids 1..19 of casa-protocol.md 6.7 */
+
+/* A forwarding agent known from its hellos (show ip casa oper, SM side). */
+struct ctl_fa_row {
+	uint32_t sender_id, addr, epoch, caps;
+	uint16_t port, hold_s;
+	char name[65];
+	uint64_t last_hello_ms, last_stats_ms, hellos;
+	uint64_t stats[CTL_FA_STATS]; /* the FA's last report, by counter id */
+};
+
+struct ctl_casa_counters {
+	uint64_t rx, drops[32]; /* drops by enum casa_err (decode and auth) */
+	uint64_t wildcards_sent, fixed_sent, deletes_sent, hello_acks_sent, tx_errors;
+	uint64_t interest_denied, interest_unparsable, forward_errors, affinity_full;
+	uint64_t resets_sent, resets_limited;
+	uint64_t local_interest, local_other;
+	uint64_t tickles, tickle_closing, peer_sm_msgs, unexpected;
+	uint64_t fa_full, fa_expired, hello_stale, stats_unknown;
+};
+
+/* Open the CASA socket (bound to sm.addr:sm.port; multicast from sm.addr
+ * with sm.ip_ttl) and load the key. NULL with *err on failure. */
+struct ctl_casa *ctl_casa_create(const struct ctl_conf *c, struct ctl_sm *sm, uint64_t now_ms,
+				 uint32_t wall, char *err, size_t errlen);
+void ctl_casa_destroy(struct ctl_casa *x);
+int ctl_casa_fd(const struct ctl_casa *x);
+
+/* Receive and handle up to a bounded number of datagrams. */
+void ctl_casa_input(struct ctl_casa *x, uint64_t now_ms, uint32_t wall);
+/* One message from src:sport (tests call this directly). 0 or -casa_err. */
+int ctl_casa_handle(struct ctl_casa *x, const uint8_t *buf, size_t len, uint32_t src,
+		    uint16_t sport, uint64_t now_ms, uint32_t wall);
+/* Send what is batched (ctl_casa_input and ctl_casa_tick do it; callers
+ * of ctl_casa_handle and ctl_casa_local_event must). */
+void ctl_casa_flush(struct ctl_casa *x);
+/* A worker event (NEW_CONN, INTEREST, NO_TARGET, ARP); releases it. */
+void ctl_casa_local_event(struct ctl_casa *x, struct fp_event *ev, uint64_t now_ms);
+/* Timers: wildcards (due or periodic), queued deletes, FA hold times. */
+void ctl_casa_tick(struct ctl_casa *x, uint64_t now_ms, uint32_t wall);
+void ctl_casa_wildcards_now(struct ctl_casa *x);
+
+const struct ctl_casa_counters *ctl_casa_counters(const struct ctl_casa *x);
+unsigned ctl_casa_fas(const struct ctl_casa *x, const struct ctl_fa_row **rows);
+/* The authentication context and signer (the agent server shares them). */
+struct casa_auth_ctx *ctl_casa_auth(struct ctl_casa *x);
+struct casa_signer *ctl_casa_signer(struct ctl_casa *x);
+
+/* ---- the agent protocol server (ctl_agent.c) ---------------------------------------- */
+
+struct ctl_agent;
+
+struct ctl_agent_counters {
+	uint64_t accepted, closed, refused_full, registered, refused, timeouts;
+	uint64_t msgs_sent, tx_errors, tx_overflow, framing_errors, protocol_errors;
+	uint64_t keepalives, drops[32]; /* drops by enum casa_err */
+};
+
+struct ctl_agent_row {
+	uint32_t addr;
+	uint16_t port;
+	bool registered;
+	uint32_t target, sender_id;
+	uint64_t last_rx_ms, msgs, drops;
+};
+
+/* Listen on agents.addr:agents.port. auth and signer are shared with the
+ * CASA endpoint (one sender identity, one replay table). */
+struct ctl_agent *ctl_agent_create(const struct ctl_conf *c, struct ctl_sm *sm,
+				   struct casa_auth_ctx *auth, struct casa_signer *signer,
+				   uint32_t epoch, char *err, size_t errlen);
+void ctl_agent_destroy(struct ctl_agent *a);
+/* A descriptor that polls readable when ctl_agent_run has work. */
+int ctl_agent_fd(const struct ctl_agent *a);
+/* Accept, read and write a bounded number of events; never blocks. */
+void ctl_agent_run(struct ctl_agent *a, uint64_t now_ms, uint32_t wall);
+/* Keepalives out, silent sessions closed (their targets down). */
+void ctl_agent_tick(struct ctl_agent *a, uint64_t now_ms, uint32_t wall);
+const struct ctl_agent_counters *ctl_agent_counters(const struct ctl_agent *a);
+unsigned ctl_agent_sessions(const struct ctl_agent *a, struct ctl_agent_row *out, unsigned max);
 
 #endif /* CTL_H */

@@ -8,11 +8,17 @@
  * Context: control thread, at start-up (casalb -n, casalb -c).
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "casa.h"
 #include "ctl.h"
 
 struct ctx {
@@ -38,11 +44,20 @@ __attribute__((format(printf, 4, 5))) static void err(struct ctx *x, const confi
 
 enum kind { K_INT, K_BOOL, K_STR, K_ADDR, K_MAC, K_LIST, K_GROUP, K_ANY };
 
+/*
+ * One setting. Rows with a size are stored by store_keys at offset `off` of
+ * their section's struct (K_INT: 1, 2 or 4 bytes, after the range check;
+ * K_BOOL: a bool; K_ADDR: a host-order uint32_t); rows without one are read
+ * by their section's loader. Defaults are not here but in conf_defaults.
+ */
 struct key {
 	const char *name;
 	enum kind kind;
 	long long min, max; /* K_INT */
+	size_t off, size;
 };
+
+#define AT(type, field) offsetof(type, field), sizeof(((type *)0)->field)
 
 static const struct key dataplane_keys[] = {
 	{ "lcores", K_STR },
@@ -81,6 +96,7 @@ static const struct key target_keys[] = {
 	{ "port", K_INT, 0, FP_PORTS_MAX - 1 },
 	{ "weight", K_INT, 0, 1000000 },
 	{ "key", K_INT, 0, 0xFFFFFFFFLL },
+	{ "address", K_ADDR },
 	{ NULL, K_ANY },
 };
 static const struct key service_keys[] = {
@@ -91,14 +107,143 @@ static const struct key service_keys[] = {
 	{ "method", K_STR },
 	{ "targets", K_LIST },
 	{ "idle_timeout", K_INT, 0, 65535 },
+	{ "policies", K_LIST },
+	{ NULL, K_ANY },
+};
+static const struct key policy_keys[] = {
+	{ "source", K_STR },
+	{ "targets", K_LIST },
+	{ NULL, K_ANY },
+};
+#define SM(field) AT(struct ctl_sm_conf, field)
+static const struct key sm_keys[] = {
+	{ "address", K_ADDR, 0, 0, SM(addr) },
+	{ "group", K_ADDR, 0, 0, SM(group) },
+	{ "port", K_INT, 1, 65535, SM(port) },
+	{ "mode", K_STR },
+	{ "wildcard_interval", K_INT, 1, 3600, SM(wildcard_interval_s) },
+	{ "wildcard_ttl", K_INT, 1, 65535, SM(wildcard_ttl_s) },
+	{ "fixed_ttl", K_INT, 1, 65535, SM(fixed_ttl_s) },
+	{ "ip_ttl", K_INT, 1, 255, SM(ip_ttl) },
+	{ "connections", K_INT, 1024, 1 << 27, SM(connections) },
+	{ "weight_refresh", K_INT, 1, 3600, SM(weight_refresh_s) },
+	{ "reset_rate", K_INT, 0, 1000000, SM(reset_rate) },
+	{ "forwarding_agents", K_LIST },
+	{ "max_forwarding_agents", K_INT, 1, 65536, SM(fa_max) },
+	{ "auth", K_GROUP },
+	{ NULL, K_ANY },
+};
+static const struct key auth_keys[] = {
+	{ "algorithm", K_STR },
+	{ "key_file", K_STR },
+	{ "key_id", K_INT, 0, 255, SM(key_id) },
+	{ "rollover", K_INT, 0, 3600, SM(rollover_s) },
+	{ "freshness", K_INT, 0, 3600, SM(freshness_s) },
+	{ NULL, K_ANY },
+};
+#define AG(field) AT(struct ctl_agent_conf, field)
+static const struct key agent_keys[] = {
+	{ "address", K_ADDR, 0, 0, AG(addr) },
+	{ "port", K_INT, 1, 65535, AG(port) },
+	{ "keepalive", K_INT, 1, 300, AG(keepalive_s) },
+	{ "timeout", K_INT, 1, 3600, AG(timeout_s) },
+	{ "max", K_INT, 1, 4096, AG(max) },
+	{ "required", K_BOOL, 0, 0, AG(required) },
+	{ NULL, K_ANY },
+};
+static const struct key backup_keys[] = {
+	{ "rank", K_INT, 0, 254, AT(struct ctl_backup_conf, rank) },
+	{ "takeback", K_STR },
+	{ NULL, K_ANY },
+};
+#define LS(field) AT(struct ctl_listener_conf, field)
+static const struct key listener_keys[] = {
+	{ "address", K_ADDR, 0, 0, LS(addr) },
+	{ "port", K_INT, 1, 65535, LS(port) },
+	{ "enabled", K_BOOL, 0, 0, LS(enabled) },
 	{ NULL, K_ANY },
 };
 static const struct key top_keys[] = {
-	{ "dataplane", K_GROUP },
-	{ "targets", K_LIST },
-	{ "services", K_LIST },
+	{ "roles", K_LIST },    { "dataplane", K_GROUP }, { "service_manager", K_GROUP },
+	{ "agents", K_GROUP },  { "backup", K_GROUP },    { "console", K_GROUP },
+	{ "metrics", K_GROUP }, { "targets", K_LIST },    { "services", K_LIST },
 	{ NULL, K_ANY },
 };
+
+/* Settings that take one of a few words. */
+struct choice {
+	const char *name;
+	int value;
+};
+
+static const struct choice role_words[] = {
+	{ "service-manager", CTL_ROLE_SM },
+	{ "forwarding-agent", CTL_ROLE_FA },
+	{ NULL, 0 },
+};
+static const struct choice method_words[] = {
+	{ "weighted-round-robin", CTL_METHOD_WRR },
+	{ "round-robin", CTL_METHOD_RR },
+	{ "hash", CTL_METHOD_HASH },
+	{ "least-connections", CTL_METHOD_LEASTCONN },
+	{ "weighted-random", CTL_METHOD_RANDOM },
+	{ NULL, 0 },
+};
+static const struct choice mode_words[] = {
+	{ "strict", CASA_MODE_STRICT },
+	{ "extended", CASA_MODE_EXTENDED },
+	{ NULL, 0 },
+};
+static const struct choice alg_words[] = {
+	{ "sha256", CASA_AUTH_HMAC_SHA256 },
+	{ "md5", CASA_AUTH_HMAC_MD5 },
+	{ NULL, 0 },
+};
+static const struct choice takeback_words[] = {
+	{ "immediate", 1 },
+	{ "when-idle", 0 },
+	{ NULL, 0 },
+};
+
+/*
+ * Every default of the file, in one place (docs/configuration.md has the
+ * same table). Two are derived after their source is read: the Service
+ * Manager's connections (dataplane affinity_capacity, see load_sm) and the
+ * agents' address (service_manager address, see load_agents).
+ */
+static void conf_defaults(struct ctl_conf *c)
+{
+	fp_conf_defaults(&c->fp);
+	c->roles = CTL_ROLE_SM | CTL_ROLE_FA;
+	c->sm = (struct ctl_sm_conf){
+		.group = CASA_MCAST_DEFAULT,
+		.port = CASA_PORT_DEFAULT,
+		.wildcard_interval_s = CASA_WILDCARD_REFRESH,
+		.wildcard_ttl_s = CASA_WILDCARD_TTL,
+		.fixed_ttl_s = CASA_FIXED_TTL,
+		.ip_ttl = 1,
+		.mode = CASA_MODE_STRICT,
+		.auth_alg = CASA_AUTH_NONE,
+		.key_id = 1,
+		.rollover_s = 180,
+		.freshness_s = 120,
+		.weight_refresh_s = 60,
+		.reset_rate = 1000,
+		.fa_max = 1024,
+	};
+	c->agents = (struct ctl_agent_conf){
+		.port = CASA_AGENT_PORT_DEFAULT,
+		.keepalive_s = 5,
+		.timeout_s = 15,
+		.max = 256,
+		.required = false,
+	};
+	c->backup = (struct ctl_backup_conf){ .rank = 0, .takeback_immediate = true };
+	c->console =
+		(struct ctl_listener_conf){ .enabled = true, .addr = 0x7F000001, .port = 2323 };
+	c->metrics =
+		(struct ctl_listener_conf){ .enabled = true, .addr = 0x7F000001, .port = 9637 };
+}
 
 static const struct key *key_find(const struct key *keys, const char *name)
 {
@@ -163,11 +308,16 @@ static void check_keys(struct ctx *x, const config_setting_t *g, const struct ke
 	}
 }
 
-/* ---- typed getters (after check_keys) ------------------------------------------- */
+/* ---- typed getters (after check_keys; g may be NULL: an absent group) ------------ */
+
+static const config_setting_t *member(const config_setting_t *g, const char *name)
+{
+	return g ? config_setting_get_member(g, name) : NULL;
+}
 
 static long long get_int(const config_setting_t *g, const char *name, long long def)
 {
-	const config_setting_t *m = config_setting_get_member(g, name);
+	const config_setting_t *m = member(g, name);
 
 	if (!m || !type_ok(m, K_INT))
 		return def;
@@ -176,7 +326,7 @@ static long long get_int(const config_setting_t *g, const char *name, long long 
 
 static const char *get_str(const config_setting_t *g, const char *name)
 {
-	const config_setting_t *m = config_setting_get_member(g, name);
+	const config_setting_t *m = member(g, name);
 
 	return m && config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m) :
 								   NULL;
@@ -217,6 +367,139 @@ static bool get_mac(struct ctx *x, const config_setting_t *g, const char *name, 
 	for (int i = 0; i < 6; i++)
 		out[i] = (uint8_t)b[i];
 	return true;
+}
+
+/* Store the rows of keys that have a place in *base (after check_keys). */
+static void store_keys(struct ctx *x, const config_setting_t *g, const struct key *keys,
+		       const char *obj, void *base)
+{
+	for (; keys->name; keys++) {
+		const config_setting_t *m = member(g, keys->name);
+		char *at = (char *)base + keys->off;
+		long long v;
+
+		if (!keys->size || !m || !type_ok(m, keys->kind))
+			continue;
+		switch (keys->kind) {
+		case K_INT:
+			v = config_setting_get_int64(m);
+			if (v < keys->min || v > keys->max)
+				break; // reported by check_keys
+			if (keys->size == 1)
+				*(uint8_t *)at = (uint8_t)v;
+			else if (keys->size == 2)
+				*(uint16_t *)at = (uint16_t)v;
+			else
+				*(uint32_t *)at = (uint32_t)v;
+			break;
+		case K_BOOL:
+			*(bool *)at = config_setting_get_bool(m);
+			break;
+		case K_ADDR:
+			get_addr(x, g, keys->name, obj, (uint32_t *)(void *)at);
+			break;
+		default:
+			abort(); // a table row with a size must be one of the above
+		}
+	}
+}
+
+/* check_keys, then store_keys: the whole table part of a section. */
+static void load_keys(struct ctx *x, const config_setting_t *g, const struct key *keys,
+		      const char *obj, void *base)
+{
+	if (!g)
+		return;
+	check_keys(x, g, keys, obj);
+	store_keys(x, g, keys, obj, base);
+}
+
+static const char *choice_name(const struct choice *t, int value)
+{
+	for (; t->name; t++)
+		if (t->value == value)
+			return t->name;
+	return "?";
+}
+
+/* "a, b or c": the words of t, for error messages. */
+static const char *choice_list(const struct choice *t, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (const struct choice *w = t; w->name && len < cap; w++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%s",
+					w == t        ? "" :
+					(w + 1)->name ? ", " :
+							" or ",
+					w->name);
+	return buf;
+}
+
+/* A word setting: *out keeps its default when the setting is absent. */
+static void get_choice(struct ctx *x, const config_setting_t *g, const char *name, const char *obj,
+		       const struct choice *t, int *out)
+{
+	const char *s = get_str(g, name);
+	char list[128];
+
+	if (!s)
+		return;
+	for (const struct choice *w = t; w->name; w++)
+		if (strcmp(w->name, s) == 0) {
+			*out = w->value;
+			return;
+		}
+	err(x, member(g, name), obj, "%s \"%s\" is not %s", name, s,
+	    choice_list(t, list, sizeof(list)));
+}
+
+static const char *addr_str(uint32_t a, char *buf)
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	return buf;
+}
+
+/* Prefix length of a contiguous mask. */
+static unsigned mask_len(uint32_t mask)
+{
+	return (unsigned)__builtin_popcount(mask);
+}
+
+/*
+ * A prefix "a.b.c.d/len" from string element e of list obj's `what`: true
+ * when valid; a prefix with host bits set is an error (it is almost always a
+ * typo for a host or a wider prefix), named with the prefix it would be.
+ */
+static bool get_prefix(struct ctx *x, const config_setting_t *e, const char *obj, const char *what,
+		       uint32_t *addr, uint32_t *mask)
+{
+	const char *s =
+		config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+	const char *slash = s ? strchr(s, '/') : NULL;
+	char host[16], a[16], *end;
+	struct in_addr in;
+	unsigned long len;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(host) || slash[1] < '0' || slash[1] > '9')
+		goto bad;
+	memcpy(host, s, (size_t)(slash - s));
+	host[slash - s] = '\0';
+	len = strtoul(slash + 1, &end, 10);
+	if (*end || len > 32 || inet_pton(AF_INET, host, &in) != 1)
+		goto bad;
+	*addr = ntohl(in.s_addr);
+	*mask = len ? 0xFFFFFFFFu << (32 - len) : 0;
+	if (*addr & ~*mask) {
+		err(x, e, obj, "%s \"%s\" has host bits set (%s/%lu?)", what, s,
+		    addr_str(*addr & *mask, a), len);
+		return false;
+	}
+	return true;
+bad:
+	err(x, e, obj, "%s \"%s\" is not a prefix a.b.c.d/len", what, s ? s : "?");
+	return false;
 }
 
 /* ---- sections --------------------------------------------------------------------- */
@@ -374,6 +657,10 @@ static void load_target(struct ctx *x, struct ctl_conf *c, const config_setting_
 		err(x, config_setting_get_member(g, "dispatch"), obj,
 		    "dispatch \"%s\" is not gre or l2", d);
 	}
+	// The dispatch address (the target's XCF-like address): the tunnel
+	// endpoint unless given.
+	t->addr = t->fp.tunnel;
+	get_addr(x, g, "address", obj, &t->addr);
 	t->fp.has_mac = get_mac(x, g, "mac", obj, t->fp.mac);
 	t->fp.port = (uint16_t)get_int(g, "port", 0);
 	if (t->fp.port >= c->fp.n_ports && c->fp.n_ports)
@@ -427,12 +714,105 @@ static void load_service_targets(struct ctx *x, struct ctl_conf *c, struct ctl_s
 	}
 }
 
+static bool service_has_target(const struct ctl_service *s, uint32_t idx)
+{
+	for (unsigned i = 0; i < s->n_targets; i++)
+		if (s->targets[i] == idx)
+			return true;
+	return false;
+}
+
+/* A policy's targets: defined, and among the service's own. */
+static void load_policy_targets(struct ctx *x, const struct ctl_conf *c,
+				const struct ctl_service *s, struct ctl_policy *p,
+				const config_setting_t *l, const char *obj)
+{
+	for (int i = 0; i < config_setting_length(l) && p->n_targets < FP_TARGETS_MAX; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const char *name = config_setting_type(e) == CONFIG_TYPE_STRING ?
+					   config_setting_get_string(e) :
+					   NULL;
+		int idx = name ? target_index(c, name) : -1;
+		bool twice = false;
+
+		for (unsigned j = 0; idx >= 0 && j < p->n_targets; j++)
+			twice |= p->targets[j] == (uint32_t)idx;
+		if (idx < 0)
+			err(x, e, obj, "target \"%s\" is not defined", name ? name : "?");
+		else if (!service_has_target(s, (uint32_t)idx))
+			err(x, e, obj, "target \"%s\" is not one of the service's targets", name);
+		else if (twice)
+			err(x, e, obj, "target \"%s\" listed twice", name);
+		else
+			p->targets[p->n_targets++] = (uint32_t)idx;
+	}
+}
+
+static void load_policy(struct ctx *x, const struct ctl_conf *c, struct ctl_service *s,
+			const config_setting_t *g, const char *sobj)
+{
+	struct ctl_policy *p = &s->policies[s->n_policies];
+	const config_setting_t *src = config_setting_get_member(g, "source");
+	const config_setting_t *l = config_setting_get_member(g, "targets");
+	char obj[96];
+
+	p->line = config_setting_source_line(g);
+	if (src && config_setting_type(src) == CONFIG_TYPE_STRING)
+		snprintf(obj, sizeof(obj), "%s policy \"%.20s\"", sobj,
+			 config_setting_get_string(src));
+	else
+		snprintf(obj, sizeof(obj), "%s policy #%u", sobj, s->n_policies + 1);
+	check_keys(x, g, policy_keys, obj);
+	if (!src || config_setting_type(src) != CONFIG_TYPE_STRING)
+		err(x, g, obj, "source = \"a.b.c.d/len\" is required");
+	else if (get_prefix(x, src, obj, "source", &p->src, &p->mask))
+		for (unsigned i = 0; i < s->n_policies; i++)
+			if (s->policies[i].src == p->src && s->policies[i].mask == p->mask)
+				err(x, src, obj,
+				    "source listed twice in the service (first at line %d)",
+				    s->policies[i].line);
+	if (l && type_ok(l, K_LIST) && config_setting_length(l) > 0)
+		load_policy_targets(x, c, s, p, l, obj);
+	else
+		err(x, g, obj, "targets = [ \"name\", ... ] is required");
+	s->n_policies++;
+}
+
+/* Client-subnet policies: loaded after the service's targets. */
+static void load_policies(struct ctx *x, const struct ctl_conf *c, struct ctl_service *s,
+			  const config_setting_t *l, const char *obj)
+{
+	int n = config_setting_length(l);
+
+	if (n > CTL_POLICIES_MAX) {
+		err(x, l, obj, "policies: %d given, at most %d", n, CTL_POLICIES_MAX);
+		n = CTL_POLICIES_MAX;
+	}
+	if (n == 0)
+		return;
+	s->policies = calloc((size_t)n, sizeof(*s->policies));
+	if (!s->policies) {
+		err(x, l, obj, "out of memory for %d policies", n);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			err(x, g, obj, "policy %d must be a group { source = ...; targets = ...; }",
+			    i + 1);
+		else
+			load_policy(x, c, s, g, obj);
+	}
+}
+
 static void load_service(struct ctx *x, struct ctl_conf *c, const config_setting_t *g)
 {
 	struct ctl_service *s = &c->services[c->n_services];
 	const config_setting_t *m;
 	const char *str;
 	char obj[64];
+	int method;
 
 	memset(s, 0, sizeof(*s));
 	s->line = config_setting_source_line(g);
@@ -449,15 +829,9 @@ static void load_service(struct ctx *x, struct ctl_conf *c, const config_setting
 	else if (str && strcmp(str, "tcp") != 0)
 		err(x, config_setting_get_member(g, "protocol"), obj,
 		    "protocol \"%s\" is not tcp or udp", str);
-	str = get_str(g, "method");
-	s->method = CTL_METHOD_WRR;
-	if (str && strcmp(str, "round-robin") == 0)
-		s->method = CTL_METHOD_RR;
-	else if (str && strcmp(str, "hash") == 0)
-		s->method = CTL_METHOD_HASH;
-	else if (str && strcmp(str, "weighted-round-robin") != 0)
-		err(x, config_setting_get_member(g, "method"), obj,
-		    "method \"%s\" is not weighted-round-robin, round-robin or hash", str);
+	method = CTL_METHOD_WRR;
+	get_choice(x, g, "method", obj, method_words, &method);
+	s->method = (enum ctl_method)method;
 	s->idle_s = (uint32_t)get_int(g, "idle_timeout", 0);
 	m = config_setting_get_member(g, "ports");
 	if (m && type_ok(m, K_LIST))
@@ -469,6 +843,9 @@ static void load_service(struct ctx *x, struct ctl_conf *c, const config_setting
 		load_service_targets(x, c, s, m, obj);
 	else
 		err(x, g, obj, "targets = [ \"name\", ... ] is required");
+	m = config_setting_get_member(g, "policies");
+	if (m && type_ok(m, K_LIST))
+		load_policies(x, c, s, m, obj);
 	c->n_services++;
 }
 
@@ -530,6 +907,236 @@ static void load_list(struct ctx *x, struct ctl_conf *c, const config_setting_t 
 		cross_check(x, c, l);
 }
 
+static void load_roles(struct ctx *x, struct ctl_conf *c, const config_setting_t *root)
+{
+	const config_setting_t *l = config_setting_get_member(root, "roles");
+	char list[64];
+
+	if (!l || !type_ok(l, K_LIST))
+		return; // the default, or reported by check_keys
+	c->roles = 0;
+	if (config_setting_length(l) == 0)
+		err(x, l, "roles", "at least one of %s is required",
+		    choice_list(role_words, list, sizeof(list)));
+	for (int i = 0; i < config_setting_length(l); i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const char *s = config_setting_type(e) == CONFIG_TYPE_STRING ?
+					config_setting_get_string(e) :
+					"?";
+		const struct choice *w = role_words;
+
+		while (w->name && strcmp(w->name, s) != 0)
+			w++;
+		if (w->name)
+			c->roles |= (unsigned)w->value;
+		else
+			err(x, e, "roles", "\"%s\" is not %s", s,
+			    choice_list(role_words, list, sizeof(list)));
+	}
+}
+
+static void load_fa_prefixes(struct ctx *x, struct ctl_sm_conf *sm, const config_setting_t *l)
+{
+	int n = config_setting_length(l);
+
+	if (n > CTL_FA_PREFIXES_MAX) {
+		err(x, l, "service_manager", "forwarding_agents: %d given, at most %d", n,
+		    CTL_FA_PREFIXES_MAX);
+		n = CTL_FA_PREFIXES_MAX;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+
+		if (get_prefix(x, e, "service_manager", "forwarding_agents",
+			       &sm->fa_prefixes[sm->n_fa_prefixes].addr,
+			       &sm->fa_prefixes[sm->n_fa_prefixes].mask))
+			sm->n_fa_prefixes++;
+	}
+}
+
+/*
+ * The key: the first line of the file (CR LF stripped), 1..CASA_KEY_MAX
+ * octets. Checked here so that a bad key fails `casalb -n`; the Service
+ * Manager reads it again where it is used. Only a regular file is read, and
+ * only as far as a key can go, so a key_file naming a FIFO or /dev/zero
+ * neither blocks nor fills memory. The key is never kept in the
+ * configuration, printed nor put in a message: the buffer is wiped.
+ */
+static void check_key_file(struct ctx *x, const config_setting_t *s, const char *path)
+{
+	char key[CASA_KEY_MAX + 2]; // the key, CR and LF
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	const char *why = NULL, *nl;
+	size_t got = 0, len;
+	struct stat st;
+	ssize_t r = 0;
+
+	if (fd < 0 || fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	while (!why && got < sizeof(key) && (r = read(fd, key + got, sizeof(key) - got)) > 0)
+		got += (size_t)r;
+	if (!why && r < 0)
+		why = strerror(errno);
+	nl = why ? NULL : memchr(key, '\n', got);
+	len = nl ? (size_t)(nl - key) : got;
+	if (len > 0 && key[len - 1] == '\r')
+		len--;
+	if (why)
+		err(x, s, "service_manager auth", "key_file \"%s\": %s", path, why);
+	else if (len > CASA_KEY_MAX || (!nl && got == sizeof(key)))
+		err(x, s, "service_manager auth",
+		    "key_file \"%s\": the first line is longer than %d octets", path, CASA_KEY_MAX);
+	else if (len == 0)
+		err(x, s, "service_manager auth",
+		    "key_file \"%s\": the first line is empty (a key of 1..%d octets)", path,
+		    CASA_KEY_MAX);
+	explicit_bzero(key, sizeof(key));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* auth = { ... }: a relative key_file is relative to the configuration's
+ * directory; sm->key_file holds the path the Service Manager opens. */
+static void load_auth(struct ctx *x, struct ctl_sm_conf *sm, const config_setting_t *g)
+{
+	const char *file = get_str(g, "key_file"), *slash = strrchr(x->file, '/');
+	int alg = CASA_AUTH_HMAC_SHA256, n;
+
+	load_keys(x, g, auth_keys, "service_manager auth", sm);
+	get_choice(x, g, "algorithm", "service_manager auth", alg_words, &alg);
+	sm->auth_alg = (uint8_t)alg;
+	if (!file || !file[0]) {
+		err(x, g, "service_manager auth", "key_file = \"path\" is required");
+		return;
+	}
+	if (file[0] == '/' || !slash)
+		n = snprintf(sm->key_file, sizeof(sm->key_file), "%s", file);
+	else
+		n = snprintf(sm->key_file, sizeof(sm->key_file), "%.*s/%s", (int)(slash - x->file),
+			     x->file, file);
+	if (n < 0 || (size_t)n >= sizeof(sm->key_file))
+		err(x, member(g, "key_file"), "service_manager auth",
+		    "key_file: the path is longer than %zu characters", sizeof(sm->key_file) - 1);
+	else
+		check_key_file(x, member(g, "key_file"), sm->key_file);
+}
+
+/* s is an IPv4 address (a bad one is reported where it is read). */
+static bool addr_valid(const char *s)
+{
+	struct in_addr a;
+
+	return s && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static void load_sm(struct ctx *x, struct ctl_conf *c, const config_setting_t *root)
+{
+	const config_setting_t *g = config_setting_get_member(root, "service_manager"), *m;
+	struct ctl_sm_conf *sm = &c->sm;
+	int mode = sm->mode;
+	char a[16];
+
+	if (g && !type_ok(g, K_GROUP))
+		g = NULL; // reported by check_keys
+	// Derived default: the VCRT holds what the affinity table holds.
+	sm->connections = c->fp.aff_capacity < 1024       ? 1024 :
+			  c->fp.aff_capacity > (1u << 27) ? 1u << 27 :
+							    c->fp.aff_capacity;
+	load_keys(x, g, sm_keys, "service_manager", sm);
+	get_choice(x, g, "mode", "service_manager", mode_words, &mode);
+	sm->mode = (uint8_t)mode;
+	if ((c->roles & CTL_ROLE_SM) && !member(g, "address"))
+		err(x, g ? g : root, "service_manager",
+		    "address = \"a.b.c.d\" (the CASA control address) is required with role "
+		    "service-manager");
+	else if ((c->roles & CTL_ROLE_SM) && addr_valid(get_str(g, "address")) &&
+		 (sm->addr == 0 || sm->addr >= 0xE0000000u))
+		err(x, member(g, "address"), "service_manager",
+		    "address %s is not a unicast address", addr_str(sm->addr, a));
+	if ((sm->group >> 28) != 0xE)
+		err(x, member(g, "group"), "service_manager",
+		    "group %s is not a multicast address (224.0.0.0/4)", addr_str(sm->group, a));
+	if (sm->wildcard_ttl_s <= sm->wildcard_interval_s)
+		err(x, member(g, "wildcard_ttl") ? member(g, "wildcard_ttl") : g, "service_manager",
+		    "wildcard_ttl %u must exceed wildcard_interval %u, or forwarding agents "
+		    "drop the wildcard affinities between two advertisements",
+		    sm->wildcard_ttl_s, sm->wildcard_interval_s);
+	m = member(g, "forwarding_agents");
+	if (m && type_ok(m, K_LIST))
+		load_fa_prefixes(x, sm, m);
+	m = member(g, "auth");
+	if (m && type_ok(m, K_GROUP))
+		load_auth(x, sm, m);
+}
+
+static void load_agents(struct ctx *x, struct ctl_conf *c, const config_setting_t *root)
+{
+	const config_setting_t *g = config_setting_get_member(root, "agents");
+	struct ctl_agent_conf *a = &c->agents;
+
+	if (g && !type_ok(g, K_GROUP))
+		g = NULL;
+	a->addr = c->sm.addr; // derived default
+	load_keys(x, g, agent_keys, "agents", a);
+	if (a->timeout_s <= a->keepalive_s)
+		err(x, member(g, "timeout") ? member(g, "timeout") : g, "agents",
+		    "timeout %u must exceed keepalive %u", a->timeout_s, a->keepalive_s);
+}
+
+static void load_backup(struct ctx *x, struct ctl_conf *c, const config_setting_t *root)
+{
+	const config_setting_t *g = config_setting_get_member(root, "backup");
+	int takeback = c->backup.takeback_immediate;
+
+	if (g && !type_ok(g, K_GROUP))
+		g = NULL;
+	load_keys(x, g, backup_keys, "backup", &c->backup);
+	get_choice(x, g, "takeback", "backup", takeback_words, &takeback);
+	c->backup.takeback_immediate = takeback;
+}
+
+static void load_listener(struct ctx *x, const config_setting_t *root, const char *name,
+			  struct ctl_listener_conf *l)
+{
+	const config_setting_t *g = config_setting_get_member(root, name);
+
+	if (g && type_ok(g, K_GROUP))
+		load_keys(x, g, listener_keys, name, l);
+}
+
+/* No two TCP listeners on one address and port (0.0.0.0 is every address).
+ * Reported on the group that is in the file (one may be a default). */
+static void check_listeners(struct ctx *x, const struct ctl_conf *c, const config_setting_t *root)
+{
+	const struct {
+		const char *name;
+		bool on;
+		uint32_t addr;
+		uint16_t port;
+	} l[] = {
+		{ "agents", (c->roles & CTL_ROLE_SM) != 0, c->agents.addr, c->agents.port },
+		{ "console", c->console.enabled, c->console.addr, c->console.port },
+		{ "metrics", c->metrics.enabled, c->metrics.addr, c->metrics.port },
+	};
+	char a[16];
+
+	for (unsigned i = 0; i < sizeof(l) / sizeof(l[0]); i++)
+		for (unsigned j = 0; j < i; j++) {
+			const config_setting_t *g = config_setting_get_member(root, l[i].name);
+			unsigned here = g ? i : j, other = g ? j : i;
+
+			if (!l[i].on || !l[j].on || l[i].port != l[j].port ||
+			    (l[i].addr != l[j].addr && l[i].addr && l[j].addr))
+				continue;
+			if (!g)
+				g = config_setting_get_member(root, l[j].name);
+			err(x, g ? g : root, l[here].name, "%s port %u is also used by %s",
+			    addr_str(l[here].addr, a), l[here].port, l[other].name);
+		}
+}
+
 /* Check a parsed configuration into *c; the number of problems. */
 static int load_parsed(config_t *cfg, const char *name, struct ctl_conf *c, FILE *errs)
 {
@@ -537,11 +1144,18 @@ static int load_parsed(config_t *cfg, const char *name, struct ctl_conf *c, FILE
 	const config_setting_t *root = config_root_setting(cfg), *dp;
 
 	check_keys(&x, root, top_keys, "configuration");
+	load_roles(&x, c, root);
 	dp = config_setting_get_member(root, "dataplane");
 	if (dp && type_ok(dp, K_GROUP))
 		load_dataplane(&x, dp, &c->fp);
 	else
 		err(&x, root, "dataplane", "a dataplane = { ... } group is required");
+	load_sm(&x, c, root);
+	load_agents(&x, c, root);
+	load_backup(&x, c, root);
+	load_listener(&x, root, "console", &c->console);
+	load_listener(&x, root, "metrics", &c->metrics);
+	check_listeners(&x, c, root);
 	load_list(&x, c, root, "targets", true);
 	load_list(&x, c, root, "services", false);
 	if (x.n)
@@ -557,7 +1171,7 @@ static int load(const char *name, const char *text, struct ctl_conf *c, FILE *er
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->file, sizeof(c->file), "%s", name);
-	fp_conf_defaults(&c->fp);
+	conf_defaults(c);
 	config_init(&cfg);
 	ok = text ? config_read_string(&cfg, text) : config_read_file(&cfg, name);
 	if (ok != CONFIG_TRUE) {
@@ -584,17 +1198,16 @@ int ctl_conf_load_text(const char *text, const char *name, struct ctl_conf *c, F
 
 void ctl_conf_free(struct ctl_conf *c)
 {
+	for (unsigned i = 0; c->services && i < c->n_services; i++) {
+		free(c->services[i].policies);
+		c->services[i].policies = NULL;
+		c->services[i].n_policies = 0;
+	}
 	free(c->targets);
 	free(c->services);
 	c->targets = NULL;
 	c->services = NULL;
 	c->n_targets = c->n_services = 0;
-}
-
-static const char *addr_str(uint32_t a, char *buf)
-{
-	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	return buf;
 }
 
 static const char *mac_str(const uint8_t m[6], char *buf)
@@ -603,10 +1216,31 @@ static const char *mac_str(const uint8_t m[6], char *buf)
 	return buf;
 }
 
-void ctl_conf_print(const struct ctl_conf *c, FILE *out)
+/* A string as libconfig reads it back: quoted, with \\, \" and control
+ * characters escaped (names and paths may hold any of them). */
+static void print_str(const char *s, FILE *out)
 {
-	static const char *const methods[] = { "", "weighted-round-robin", "round-robin", "hash" };
-	const struct fp_conf *f = &c->fp;
+	fputc('"', out);
+	for (; *s; s++)
+		if (*s == '"' || *s == '\\')
+			fprintf(out, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20 || *s == 0x7F)
+			fprintf(out, "\\x%02x", (unsigned char)*s);
+		else
+			fputc(*s, out);
+	fputc('"', out);
+}
+
+static const char *prefix_str(uint32_t addr, uint32_t mask, char *buf)
+{
+	char a[16];
+
+	snprintf(buf, 20, "%s/%u", addr_str(addr, a), mask_len(mask));
+	return buf;
+}
+
+static void print_dataplane(const struct fp_conf *f, FILE *out)
+{
 	char a[16], m[18];
 
 	fprintf(out, "dataplane = {\n  lcores = \"%s\";\n  hugepages = \"%s\";\n", f->lcores,
@@ -629,34 +1263,136 @@ void ctl_conf_print(const struct ctl_conf *c, FILE *out)
 		fprintf(out, "tos = \"copy\"; ");
 	else
 		fprintf(out, "tos = %d; ", f->gre.tos);
-	fprintf(out, "df = \"%s\"; };\n};\ntargets = (\n",
-		f->gre.df < 0 ? "copy" :
-		f->gre.df     ? "set" :
-				"clear");
+	fprintf(out, "df = \"%s\"; };\n};\n", f->gre.df < 0 ? "copy" : f->gre.df ? "set" : "clear");
+}
+
+/* The key file's path only: the key itself is never printed. */
+static void print_sm(const struct ctl_sm_conf *sm, FILE *out)
+{
+	char a[16], p[20];
+
+	fprintf(out, "service_manager = {\n  address = \"%s\";\n", addr_str(sm->addr, a));
+	fprintf(out, "  group = \"%s\";\n  port = %u;\n", addr_str(sm->group, a), sm->port);
+	fprintf(out, "  mode = \"%s\";\n  ip_ttl = %u;\n", choice_name(mode_words, sm->mode),
+		sm->ip_ttl);
+	fprintf(out, "  wildcard_interval = %u;\n  wildcard_ttl = %u;\n  fixed_ttl = %u;\n",
+		sm->wildcard_interval_s, sm->wildcard_ttl_s, sm->fixed_ttl_s);
+	fprintf(out, "  connections = %u;\n  weight_refresh = %u;\n  reset_rate = %u;\n",
+		sm->connections, sm->weight_refresh_s, sm->reset_rate);
+	fprintf(out, "  max_forwarding_agents = %u;\n  forwarding_agents = [ ", sm->fa_max);
+	for (unsigned i = 0; i < sm->n_fa_prefixes; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : "",
+			prefix_str(sm->fa_prefixes[i].addr, sm->fa_prefixes[i].mask, p));
+	fprintf(out, "%s];\n", sm->n_fa_prefixes ? " " : "");
+	if (sm->auth_alg != CASA_AUTH_NONE) {
+		fprintf(out, "  auth = { algorithm = \"%s\"; key_file = ",
+			choice_name(alg_words, sm->auth_alg));
+		print_str(sm->key_file, out);
+		fprintf(out, "; key_id = %u; rollover = %u; freshness = %u; };\n", sm->key_id,
+			sm->rollover_s, sm->freshness_s);
+	}
+	fprintf(out, "};\n");
+}
+
+static void print_listener(const char *name, const struct ctl_listener_conf *l, FILE *out)
+{
+	char a[16];
+
+	fprintf(out, "%s = { address = \"%s\"; port = %u; enabled = %s; };\n", name,
+		addr_str(l->addr, a), l->port, l->enabled ? "true" : "false");
+}
+
+static void print_targets(const struct ctl_conf *c, FILE *out)
+{
+	char a[16], m[18];
+
+	fprintf(out, "targets = (\n");
 	for (unsigned i = 0; i < c->n_targets; i++) {
 		const struct ctl_target *t = &c->targets[i];
 
-		fprintf(out, "  { name = \"%s\"; dispatch = \"%s\"; ", t->name,
+		fprintf(out, "  { name = ");
+		print_str(t->name, out);
+		fprintf(out, "; dispatch = \"%s\"; ",
 			t->fp.dispatch == FP_DISPATCH_GRE ? "gre" : "l2");
 		if (t->fp.dispatch == FP_DISPATCH_GRE)
 			fprintf(out, "tunnel = \"%s\"; ", addr_str(t->fp.tunnel, a));
 		if (t->fp.has_mac)
 			fprintf(out, "mac = \"%s\"; ", mac_str(t->fp.mac, m));
-		fprintf(out, "port = %u; weight = %u; }%s\n", t->fp.port, t->weight,
+		fprintf(out, "address = \"%s\"; port = %u; weight = %u; }%s\n",
+			addr_str(t->addr, a), t->fp.port, t->weight,
 			i + 1 < c->n_targets ? "," : "");
 	}
-	fprintf(out, ");\nservices = (\n");
+	fprintf(out, ");\n");
+}
+
+static void print_names(const struct ctl_conf *c, const uint32_t *idx, unsigned n, FILE *out)
+{
+	fprintf(out, "[ ");
+	for (unsigned t = 0; t < n; t++) {
+		fprintf(out, "%s", t ? ", " : "");
+		print_str(c->targets[idx[t]].name, out);
+	}
+	fprintf(out, " ]");
+}
+
+static void print_services(const struct ctl_conf *c, FILE *out)
+{
+	char a[16], p[20];
+
+	fprintf(out, "services = (\n");
 	for (unsigned i = 0; i < c->n_services; i++) {
 		const struct ctl_service *s = &c->services[i];
 
-		fprintf(out, "  { name = \"%s\"; vip = \"%s\"; protocol = \"%s\"; ports = [ ",
-			s->name, addr_str(s->vip, a), s->proto == 6 ? "tcp" : "udp");
-		for (unsigned p = 0; p < s->n_ports; p++)
-			fprintf(out, "%s%u", p ? ", " : "", s->ports[p]);
-		fprintf(out, " ]; method = \"%s\"; targets = [ ", methods[s->method]);
-		for (unsigned t = 0; t < s->n_targets; t++)
-			fprintf(out, "%s\"%s\"", t ? ", " : "", c->targets[s->targets[t]].name);
-		fprintf(out, " ]; }%s\n", i + 1 < c->n_services ? "," : "");
+		fprintf(out, "  { name = ");
+		print_str(s->name, out);
+		fprintf(out, "; vip = \"%s\"; protocol = \"%s\"; ports = [ ", addr_str(s->vip, a),
+			s->proto == 6 ? "tcp" : "udp");
+		for (unsigned q = 0; q < s->n_ports; q++)
+			fprintf(out, "%s%u", q ? ", " : "", s->ports[q]);
+		fprintf(out,
+			" ]; method = \"%s\"; targets = ", choice_name(method_words, s->method));
+		print_names(c, s->targets, s->n_targets, out);
+		fprintf(out, ";");
+		if (s->n_policies) {
+			fprintf(out, "\n    policies = (");
+			for (unsigned k = 0; k < s->n_policies; k++) {
+				const struct ctl_policy *pol = &s->policies[k];
+
+				fprintf(out,
+					"%s\n      { source = \"%s\"; targets = ", k ? "," : "",
+					prefix_str(pol->src, pol->mask, p));
+				print_names(c, pol->targets, pol->n_targets, out);
+				fprintf(out, "; }");
+			}
+			fprintf(out, "\n    );");
+		}
+		fprintf(out, " }%s\n", i + 1 < c->n_services ? "," : "");
 	}
 	fprintf(out, ");\n");
+}
+
+void ctl_conf_print(const struct ctl_conf *c, FILE *out)
+{
+	char a[16];
+
+	fprintf(out, "roles = [ ");
+	for (const struct choice *w = role_words, *first = NULL; w->name; w++)
+		if (c->roles & (unsigned)w->value) {
+			fprintf(out, "%s\"%s\"", first ? ", " : "", w->name);
+			first = w;
+		}
+	fprintf(out, " ];\n");
+	print_dataplane(&c->fp, out);
+	print_sm(&c->sm, out);
+	fprintf(out,
+		"agents = { address = \"%s\"; port = %u; keepalive = %u; timeout = %u; "
+		"max = %u; required = %s; };\n",
+		addr_str(c->agents.addr, a), c->agents.port, c->agents.keepalive_s,
+		c->agents.timeout_s, c->agents.max, c->agents.required ? "true" : "false");
+	fprintf(out, "backup = { rank = %u; takeback = \"%s\"; };\n", c->backup.rank,
+		choice_name(takeback_words, c->backup.takeback_immediate));
+	print_listener("console", &c->console, out);
+	print_listener("metrics", &c->metrics, out);
+	print_targets(c, out);
+	print_services(c, out);
 }

@@ -271,6 +271,10 @@ const uint8_t *fp_event_data(const struct fp_event *ev, uint32_t *len);
  * GRE or L2) on the control TX queue, and free it. Context: control. */
 int fp_event_forward(struct fp_event *ev, uint32_t target);
 
+/* Forward an IP packet (IPv4 header onward; an external FA's interest
+ * packet) to target the same way, from a copy. Context: control. */
+int fp_forward_ip(const void *ip, uint32_t len, uint32_t target);
+
 /* Free the carried packet, if any. Context: control. */
 void fp_event_release(struct fp_event *ev);
 

@@ -218,17 +218,15 @@ static int ctl_tx(uint16_t p, struct rte_mbuf *m)
 	return 0;
 }
 
-int fp_event_forward(struct fp_event *ev, uint32_t target)
+/* Forward the frame in m (Ethernet onward) to target as a worker would,
+ * on the control TX queue. Consumes m. */
+static int forward_mbuf(struct rte_mbuf *m, uint32_t target)
 {
 	const struct fp_snapshot *s = fp_snapshot_get();
-	struct rte_mbuf *m = ev->pkt;
 	const struct fp_target_rt *t;
 	struct fp_pkt pkt;
 	enum fp_verdict v;
 
-	ev->pkt = NULL;
-	if (!m)
-		return -EINVAL;
 	if (!s || target >= s->n_targets || !s->targets[target].valid) {
 		rte_pktmbuf_free(m);
 		return -ENOENT;
@@ -246,6 +244,39 @@ int fp_event_forward(struct fp_event *ev, uint32_t target)
 		return -EMSGSIZE;
 	}
 	return ctl_tx(t->port, m);
+}
+
+int fp_event_forward(struct fp_event *ev, uint32_t target)
+{
+	struct rte_mbuf *m = ev->pkt;
+
+	ev->pkt = NULL;
+	if (!m)
+		return -EINVAL;
+	return forward_mbuf(m, target);
+}
+
+int fp_forward_ip(const void *ip, uint32_t len, uint32_t target)
+{
+	static const uint8_t eth[FP_ETH_LEN] = { [12] = 0x08, [13] = 0x00 };
+	struct rte_mbuf *m;
+	uint8_t *dst;
+
+	if (!fp_state.pool || len < 20 || len > UINT16_MAX - FP_ETH_LEN)
+		return -EINVAL;
+	m = rte_pktmbuf_alloc(fp_state.pool);
+	if (!m)
+		return -ENOMEM;
+	dst = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(len + FP_ETH_LEN));
+	if (!dst) {
+		rte_pktmbuf_free(m);
+		return -EMSGSIZE;
+	}
+	// The Ethernet header is rewritten by the encapsulation; only its
+	// type matters to the parser.
+	memcpy(dst, eth, FP_ETH_LEN);
+	memcpy(dst + FP_ETH_LEN, ip, len);
+	return forward_mbuf(m, target);
 }
 
 int fp_tx_frame(uint16_t port, const void *frame, uint32_t len)

@@ -26,24 +26,6 @@ struct fp_state fp_state;
 
 _Static_assert(FP_V__COUNT <= FP_VERDICT_SLOTS, "fp_worker_stats.verdict too small");
 
-void fp_conf_defaults(struct fp_conf *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->lcores, sizeof(c->lcores), "0-1");
-	c->rx_desc = 1024;
-	c->tx_desc = 1024;
-	c->burst = 32;
-	c->event_ring = 16384;
-	c->aff_capacity = 1u << 20;
-	c->aff_idle_s = CASA_FIXED_TTL;
-	c->aff_closing_s = 60;
-	c->frag_capacity = 8192;
-	c->frag_ttl_ms = 2000;
-	c->gre.ttl = 64;
-	c->gre.tos = -1;
-	c->gre.df = -1;
-}
-
 uint32_t fp_now_ms(void)
 {
 	return (uint32_t)(rte_get_tsc_cycles() / fp_state.tsc_per_ms);

@@ -29,6 +29,8 @@ check()
 
 check good 0 -n -v good.conf
 check bad-keys 1 -n bad-keys.conf
+check bad-sm 1 -n bad-sm.conf
+check bad-key 1 -n bad-key.conf
 got=$("$casalb" -n missing.conf 2>&1)
 if [ $? -ne 1 ] || [ -z "$got" ]; then
 	echo "FAIL missing file: no error"

@@ -114,19 +114,14 @@ static const struct casa_name_row tlv_names[] = {
 	{ CASA_TLV_PKT_EXCERPT, "CASALB_PKT_EXCERPT" },
 	{ CASA_TLV_DISPATCH_INFO, "CASALB_DISPATCH_INFO" },
 	{ CASA_TLV_AUTH, "CASALB_AUTH" },
-	// Agent primary TLVs share the message numbers, and so the names, as IP_PACKET does.
-	{ CASA_MSG_AGENT_REGISTER, "AGENT_REGISTER" },
-	{ CASA_MSG_AGENT_REGISTER_ACK, "AGENT_REGISTER_ACK" },
-	{ CASA_MSG_AGENT_SERVICES, "AGENT_SERVICES" },
-	{ CASA_MSG_AGENT_READY, "AGENT_READY" },
-	{ CASA_MSG_AGENT_CONN_END, "AGENT_CONN_END" },
-	{ CASA_MSG_AGENT_LOAD, "AGENT_LOAD" },
-	{ CASA_MSG_AGENT_CONN_TABLE, "AGENT_CONN_TABLE" },
-	{ CASA_MSG_AGENT_KEEPALIVE, "AGENT_KEEPALIVE" },
 };
 
 const char *casa_tlv_name(uint16_t type)
 {
+	// Agent primary TLVs share the message numbers, and so the names, as
+	// IP_PACKET does.
+	if (casa_agent_msg(type))
+		return casa_msg_type_name(type);
 	return LOOKUP(tlv_names, type);
 }
 

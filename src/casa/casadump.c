@@ -622,6 +622,110 @@ struct tlv_printer {
 	tlv_print_fn *print;
 };
 
+/* ---- the agent protocol (docs/agent-protocol.md) ------------------------------ */
+
+static const char *agent_status_name(uint8_t st)
+{
+	static const char *const names[] = { "OK", "UNKNOWN_TARGET", "DISPATCH", "DUPLICATE",
+					     "REFUSED" };
+
+	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "unknown";
+}
+
+static void print_agent_register(const struct casa_msg *m)
+{
+	const struct casa_agent_register *r = &m->agent.reg;
+
+	if (m->type == CASA_MSG_AGENT_REGISTER_ACK)
+		field("Status", "%s (%u)", agent_status_name(r->status), r->status);
+	else
+		field("Version", "%u", r->version);
+	field("Sender ID", "0x%08" PRIX32 " (%s)", r->sender_id, ip_str(r->sender_id).s);
+	field("Epoch", "%" PRIu32 " (%s UTC)", r->epoch, utc_str(r->epoch).s);
+	field("Keepalive", "%u s", r->keepalive_s);
+	field("Hold Time", "%u s", r->hold_s);
+	if (m->type == CASA_MSG_AGENT_REGISTER_ACK)
+		field("Target ID", "%" PRIu32, r->caps);
+	else
+		field("Capabilities", "0x%08" PRIX32, r->caps);
+}
+
+static void print_agent_services(const struct casa_msg *m)
+{
+	char num[8];
+
+	field("Entries", "%u", m->agent.list.n);
+	for (unsigned i = 0; i < m->agent.list.n; i++) {
+		struct casa_agent_service e;
+
+		casa_agent_service_get(m, i, &e);
+		if (m->type == CASA_MSG_AGENT_READY)
+			printf("      %s:%u %s Rdy %" PRIu32 "\n", ip_str(e.vip).s, e.port,
+			       proto_str(e.protocol, num, sizeof(num)), e.ready);
+		else
+			printf("      %s:%u %s dispatch %s\n", ip_str(e.vip).s, e.port,
+			       proto_str(e.protocol, num, sizeof(num)),
+			       casa_dispatch_method_name(e.dispatch));
+	}
+}
+
+static void print_agent_conns(const struct casa_msg *m)
+{
+	static const char *const end[] = { "?", "closed", "reset", "timed out" };
+	static const char *const state[] = { "?", "established", "closing" };
+	char num[8];
+
+	if (m->type == CASA_MSG_AGENT_CONN_TABLE)
+		field("Resync", "id %" PRIu32 ", flags 0x%04X%s%s", m->agent.list.resync_id,
+		      m->agent.list.flags,
+		      m->agent.list.flags & CASA_AGENT_TBL_FIRST ? " FIRST" : "",
+		      m->agent.list.flags & CASA_AGENT_TBL_LAST ? " LAST" : "");
+	field("Connections", "%u", m->agent.list.n);
+	for (unsigned i = 0; i < m->agent.list.n; i++) {
+		struct casa_agent_conn c;
+
+		casa_agent_conn_get(m, i, &c);
+		printf("      %s:%u > %s:%u %s %s\n", ip_str(c.client).s, c.client_port,
+		       ip_str(c.vip).s, c.vip_port, proto_str(c.protocol, num, sizeof(num)),
+		       m->type == CASA_MSG_AGENT_CONN_TABLE ? state[c.state < 3 ? c.state : 0] :
+							      end[c.state < 4 ? c.state : 0]);
+	}
+}
+
+static void print_agent(const struct view *v)
+{
+	const struct casa_msg *m = v->m;
+	const struct casa_agent_load *l = &m->agent.load;
+
+	switch (m->type) {
+	case CASA_MSG_AGENT_REGISTER:
+	case CASA_MSG_AGENT_REGISTER_ACK:
+		print_agent_register(m);
+		break;
+	case CASA_MSG_AGENT_SERVICES:
+	case CASA_MSG_AGENT_READY:
+		print_agent_services(m);
+		break;
+	case CASA_MSG_AGENT_CONN_END:
+	case CASA_MSG_AGENT_CONN_TABLE:
+		print_agent_conns(m);
+		break;
+	case CASA_MSG_AGENT_LOAD:
+		field("Capacity (WLM)", "%u of 64", l->capacity);
+		field("QoS Fraction", "%.4f", l->qos / 10000.0);
+		field("Active Connections", "%" PRIu32, l->active);
+		field("CPU Idle", "%.1f %%", l->cpu_idle / 10.0);
+		field("CPU Pressure avg10", "%.2f", l->pressure / 100.0);
+		field("Retransmits", "%" PRIu32, l->retrans);
+		break;
+	default:
+		field("Sender ID", "0x%08" PRIX32, m->agent.keepalive.sender_id);
+		field("Sequence", "%" PRIu32, m->agent.keepalive.seq);
+		field("Time", "%" PRIu32 " ms", m->agent.keepalive.time_ms);
+		break;
+	}
+}
+
 static const struct tlv_printer tlv_printers[] = {
 	{ CASA_TLV_WILDCARD, CASA_HAS_WILDCARD, print_wildcard },
 	{ CASA_TLV_FIXED, CASA_HAS_FIXED, print_fixed },
@@ -636,6 +740,14 @@ static const struct tlv_printer tlv_printers[] = {
 	{ CASA_TLV_NAME, CASA_HAS_NAME, print_name },
 	{ CASA_TLV_PKT_EXCERPT, CASA_HAS_PKT_EXCERPT, print_excerpt },
 	{ CASA_TLV_DISPATCH_INFO, CASA_HAS_DISPATCH_INFO, print_dispatch_info },
+	{ CASA_MSG_AGENT_REGISTER, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_REGISTER_ACK, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_SERVICES, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_READY, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_CONN_END, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_LOAD, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_CONN_TABLE, CASA_HAS_AGENT, print_agent },
+	{ CASA_MSG_AGENT_KEEPALIVE, CASA_HAS_AGENT, print_agent },
 	{ CASA_TLV_AUTH, CASA_HAS_AUTH, print_auth },
 };
 

@@ -289,9 +289,15 @@ void ctl_tables_free(struct fp_tables_desc *d)
 	const uint32_t *last = NULL;
 
 	for (uint32_t i = 0; i < d->n_services; i++) {
-		if (d->services[i].sel != last)
-			free((void *)(uintptr_t)d->services[i].sel);
-		last = d->services[i].sel;
+		const struct fp_service_desc *sd = &d->services[i];
+
+		if (sd->sel != last)
+			free((void *)(uintptr_t)sd->sel);
+		last = sd->sel;
+		// Policies are per service port (ctl_sm_tables), never shared.
+		for (uint32_t p = 0; p < sd->n_policies; p++)
+			free((void *)(uintptr_t)sd->policies[p].sel);
+		free((void *)(uintptr_t)sd->policies);
 	}
 	free((void *)(uintptr_t)d->services);
 	free((void *)(uintptr_t)d->targets);

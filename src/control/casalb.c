@@ -73,10 +73,10 @@ static void print_stats(const struct app *a)
 	printf("affinities %" PRIu64 " of %" PRIu64 " (inserts %" PRIu64 ", expiries %" PRIu64
 	       ", full %" PRIu64 ")\n",
 	       t.count, t.capacity, t.inserts, t.expiries, t.full);
-	printf("vcrt %" PRIu64 " worker_conns %" PRIu64 " conn_ends %" PRIu64
-	       " targets_down %" PRIu64 " publishes %" PRIu64 "\n",
-	       ctl_sm_conn_count(a->sm), k->worker_conns, k->conn_ends, k->targets_down,
-	       k->publishes);
+	printf("vcrt %" PRIu64 " of %" PRIu32 " (full %" PRIu64 ") worker_conns %" PRIu64
+	       " conn_ends %" PRIu64 " targets_down %" PRIu64 " publishes %" PRIu64 "\n",
+	       ctl_sm_conn_count(a->sm), a->c->sm.connections, k->vcrt_full, k->worker_conns,
+	       k->conn_ends, k->targets_down, k->publishes);
 	printf("interest");
 	for (int v = 0; v < CTL_INT__COUNT; v++)
 		printf(" %s=%" PRIu64, ctl_sm_interest_name((enum ctl_interest)v), k->interest[v]);

@@ -123,25 +123,36 @@ demo_appliance()
 		seen[$body]=$((${seen[$body]:-0} + 1))
 	done
 	echo "answers per target: t1=${seen[t1]:-0} t2=${seen[t2]:-0} t3=${seen[t3]:-0}" \
-		"(weights 3:1:1, smooth weighted round robin)"
+		"(weights 3:1:1, smooth weighted round robin in shuffled cycles)"
 	echo
 	echo "\$ tshark on t2's link while the client asks five times more:"
 	echo "  the SYNs t2 gets, to its own MAC but still client -> VIP (layer-2 dispatch)"
+	capture_err=$(mktemp)
 	timeout 8 ip netns exec clb-t2 tshark -q -l -i eth0 -a duration:4 \
 		-f "tcp dst port 80 and tcp[13] & 18 == 2" \
-		-T fields -e eth.dst -e ip.src -e ip.dst -e tcp.dstport 2>/dev/null &
-	sleep 1.5
+		-T fields -e eth.dst -e ip.src -e ip.dst -e tcp.dstport 2>"$capture_err" &
+	# Bounded wait until the capture is live ("Capturing on 'eth0'").
+	for _ in $(seq 1 30); do
+		grep -q "Capturing on" "$capture_err" && break
+		sleep 0.1
+	done
 	for n in 1 2 3 4 5; do
 		timeout 5 ip netns exec clb-client curl -s -o /dev/null --max-time 3 "http://$vip/" || true
 	done
 	wait
+	rm -f "$capture_err"
 	pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
 	log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+	lines=$(wc -l <"$log")
 	kill -USR1 "$pid"
-	sleep 0.5
+	# Bounded wait for the counters' last line (the workers') in the log.
+	for _ in $(seq 1 30); do
+		tail -n +$((lines + 1)) "$log" | grep -q '^worker ' && break
+		sleep 0.1
+	done
 	echo
 	echo "\$ kill -USR1 $pid   # casalb prints its counters"
-	tail -n 3 "$log"
+	tail -n +$((lines + 1)) "$log"
 }
 
 main()

@@ -1,0 +1,69 @@
+/*
+ * agent.h - the target host's agent (casalb-agent): the contract of the
+ * agent room. This first part holds what the agent measures on its host
+ * and reports to the Service Manager (docs/agent-protocol.md, LOAD and
+ * READY), as plain functions over the kernel's own interfaces:
+ *
+ *  - capacity weight 0..64 (design.md: the WLM weight) from CPU idle time
+ *    (/proc/stat) and CPU pressure (/proc/pressure/cpu, PSI "some avg10");
+ *  - the QoS fraction (the seeds' W/Q, here "how unhealthy is TCP") from
+ *    TCP retransmissions and retransmission time-outs (/proc/net/snmp,
+ *    /proc/net/netstat);
+ *  - readiness (Rdy): listening TCP sockets that accept VIP:port, bound to
+ *    the VIP or to the wildcard address, found through sock_diag netlink.
+ *
+ * Parsers take the file's text, so tests feed them fixtures. Room: libc,
+ * casa.h and libbpf only. Functions return 0 or -errno unless they say
+ * otherwise; none allocates or keeps state.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Aggregate CPU time from /proc/stat's "cpu " line, in clock ticks. */
+struct agent_cpu_sample {
+	uint64_t idle;  /* idle + iowait */
+	uint64_t total; /* every field */
+};
+
+/* Parse the "cpu " line of /proc/stat text. -EINVAL when absent. */
+int agent_cpu_parse(const char *proc_stat, struct agent_cpu_sample *out);
+
+/* Parse "some avg10=X" of /proc/pressure/cpu text: the share of the last
+ * 10 s in which some task waited for a CPU, in percent (0..100). */
+int agent_psi_parse(const char *pressure_cpu, double *some_avg10);
+
+/*
+ * Capacity weight 0..64 between two samples: 64 x idle share x (1 -
+ * pressure share). A host with no time elapsed between the samples (or no
+ * sample yet) reports full capacity. A busy host reports 0 only when it is
+ * both fully busy and fully pressed; otherwise at least 1, so an idle
+ * share too small to round keeps the target in rotation at a trickle.
+ */
+uint8_t agent_capacity(const struct agent_cpu_sample *prev, const struct agent_cpu_sample *now,
+		       double psi_some_avg10);
+
+/* TCP counters: OutSegs and RetransSegs of /proc/net/snmp's "Tcp:" lines,
+ * TCPTimeouts of /proc/net/netstat's "TcpExt:" lines (0 when absent). */
+struct agent_tcp_sample {
+	uint64_t out_segs, retrans_segs, timeouts;
+};
+int agent_tcp_parse(const char *snmp, const char *netstat, struct agent_tcp_sample *out);
+
+/*
+ * The QoS fraction between two samples, x 10000 (CASA_AGENT_QOS_ONE):
+ * (retransmitted segments + 4 x time-outs) / segments sent, scaled so that
+ * 10 % retransmission means fully unhealthy (10000). No traffic: 0.
+ */
+uint16_t agent_qos(const struct agent_tcp_sample *prev, const struct agent_tcp_sample *now);
+
+/*
+ * Listening TCP sockets in this network namespace that accept vip:port
+ * (host order): bound to vip or to 0.0.0.0, port equal. Returns the count
+ * (Rdy), or -errno when sock_diag fails.
+ */
+int agent_listeners(uint32_t vip, uint16_t port);
+
+#endif /* AGENT_H */

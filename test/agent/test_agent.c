@@ -1,0 +1,157 @@
+/*
+ * test_agent.c - the agent's measurements (src/agent): /proc parsers over
+ * fixtures taken from a real host, the capacity and QoS arithmetic, and
+ * readiness through sock_diag against listening sockets this test opens.
+ */
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "casa.h"
+
+static const char proc_stat[] = "cpu  430341 0 142668 3626027 2174 0 3220 0 0 0\n"
+				"cpu0 215000 0 71000 1813000 1000 0 1600 0 0 0\n"
+				"intr 1 2 3\n";
+static const char pressure[] = "some avg10=1.49 avg60=3.05 avg300=5.85 total=564514294\n"
+			       "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+static const char snmp[] =
+	"Ip: Forwarding DefaultTTL\nIp: 1 64\n"
+	"Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails "
+	"EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n"
+	"Tcp: 1 200 120000 -1 52 32 1 0 0 2205 1733 7 0 2 0\n"
+	"Udp: InDatagrams\nUdp: 5\n";
+static const char netstat[] = "TcpExt: SyncookiesSent TCPTimeouts TCPLossProbes\n"
+			      "TcpExt: 0 3 1\n";
+
+static void test_parsers(void)
+{
+	struct agent_cpu_sample c;
+	struct agent_tcp_sample t;
+	double psi;
+
+	CU_ASSERT_EQUAL(agent_cpu_parse(proc_stat, &c), 0);
+	CU_ASSERT_EQUAL(c.idle, 3626027 + 2174);
+	CU_ASSERT_EQUAL(c.total, 430341 + 142668 + 3626027 + 2174 + 3220);
+	CU_ASSERT_EQUAL(agent_cpu_parse("cpu0 1 2 3 4\n", &c), -EINVAL);
+	CU_ASSERT_EQUAL(agent_cpu_parse("cpu  1 2\n", &c), -EINVAL);
+	CU_ASSERT_EQUAL(agent_psi_parse(pressure, &psi), 0);
+	CU_ASSERT_DOUBLE_EQUAL(psi, 1.49, 1e-9);
+	CU_ASSERT_EQUAL(agent_psi_parse("full avg10=1\n", &psi), -EINVAL);
+	CU_ASSERT_EQUAL(agent_psi_parse("some avg10=x\n", &psi), -EINVAL);
+	CU_ASSERT_EQUAL(agent_tcp_parse(snmp, netstat, &t), 0);
+	CU_ASSERT(t.out_segs == 1733 && t.retrans_segs == 7 && t.timeouts == 3);
+	CU_ASSERT_EQUAL(agent_tcp_parse(snmp, NULL, &t), 0);
+	CU_ASSERT_EQUAL(t.timeouts, 0);
+	CU_ASSERT_EQUAL(agent_tcp_parse("Tcp: A B\nTcp: 1 2\n", NULL, &t), -EINVAL);
+}
+
+static void test_capacity(void)
+{
+	struct agent_cpu_sample a = { .idle = 1000, .total = 2000 };
+	struct agent_cpu_sample idle = { .idle = 2000, .total = 3000 }; // all idle
+	struct agent_cpu_sample half = { .idle = 1500, .total = 3000 };
+	struct agent_cpu_sample busy = { .idle = 1000, .total = 3000 };
+	struct agent_cpu_sample tiny = { .idle = 1001, .total = 3000 };
+
+	CU_ASSERT_EQUAL(agent_capacity(NULL, &a, 0), 64);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &a, 0), 64);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &idle, 0), 64);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &half, 0), 32);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &half, 50), 16);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &busy, 0), 0);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &tiny, 0), 1); // a trickle, not out
+	CU_ASSERT_EQUAL(agent_capacity(&a, &idle, 100), 0);
+}
+
+static void test_qos(void)
+{
+	struct agent_tcp_sample a = { .out_segs = 1000, .retrans_segs = 10, .timeouts = 0 };
+	struct agent_tcp_sample b = { .out_segs = 2000, .retrans_segs = 20, .timeouts = 0 };
+	struct agent_tcp_sample c = { .out_segs = 2000, .retrans_segs = 60, .timeouts = 20 };
+
+	CU_ASSERT_EQUAL(agent_qos(NULL, &a), 0);
+	CU_ASSERT_EQUAL(agent_qos(&a, &a), 0);
+	CU_ASSERT_EQUAL(agent_qos(&a, &b), 1000);               // 1 % retransmitted: 0.1
+	CU_ASSERT_EQUAL(agent_qos(&a, &c), CASA_AGENT_QOS_ONE); // (50 + 4 x 20) / 1000 > 10 %
+}
+
+/* A listening socket on addr:port (host order), or -1. */
+static int listen_on(uint32_t addr, uint16_t port, bool reuseport)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(addr) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 4) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A free port: bind to port 0 and read it back. */
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t p = 0;
+
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		p = ntohs(a.sin_port);
+	close(fd);
+	return p;
+}
+
+static void test_listeners(void)
+{
+	const uint32_t vip = 0xC6336409; // 198.51.100.9: not local, only matched
+	uint16_t p1 = free_port(), p2 = free_port();
+	int any1, any2, lo;
+
+	CU_ASSERT_FATAL(p1 && p2 && p1 != p2);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 0);
+	// Two wildcard listeners (SO_REUSEPORT) accept the VIP: Rdy 2.
+	any1 = listen_on(INADDR_ANY, p1, true);
+	any2 = listen_on(INADDR_ANY, p1, true);
+	CU_ASSERT_FATAL(any1 >= 0 && any2 >= 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 2);
+	// One bound to another address does not.
+	lo = listen_on(INADDR_LOOPBACK, p2, false);
+	CU_ASSERT_FATAL(lo >= 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p2), 0);
+	CU_ASSERT_EQUAL(agent_listeners(INADDR_LOOPBACK, p2), 1);
+	close(any1);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 1);
+	close(any2);
+	close(lo);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 0);
+	CU_ASSERT_EQUAL(agent_listeners(INADDR_LOOPBACK, p2), 0);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("agent", NULL, NULL);
+	CU_add_test(s, "/proc parsers", test_parsers);
+	CU_add_test(s, "capacity weight from idle and pressure", test_capacity);
+	CU_add_test(s, "QoS fraction from retransmissions", test_qos);
+	CU_add_test(s, "readiness through sock_diag", test_listeners);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

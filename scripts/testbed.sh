@@ -9,13 +9,18 @@
 #   lb      192.0.2.2     casalb: DPDK on veth lb0 through net_af_packet
 #   t1..t3  192.0.2.21-23 python3 http.server answering "tN"; the VIP on lo
 #                         with ARP suppressed (layer-2 dispatch, direct return)
-# joined by a bridge in a sixth namespace (sw). Documentation addresses only:
-# 192.0.2.0/24 for the segment, 203.0.113.10 for the VIP (port 80).
+# joined by a bridge in a sixth namespace (sw). A second bridge there is the
+# management network, 198.51.100.0/24: the Service Manager listens on the
+# lb's 198.51.100.1 and each target runs casalb-agent (198.51.100.21-23),
+# which registers and reports readiness, load and connection ends.
+# Documentation addresses only: 192.0.2.0/24 for the segment, 203.0.113.10
+# for the VIP (port 80).
 #
 # up is idempotent (a bed already up is torn down first); down removes
 # everything, even after a failed up. up reserves 128 hugepages for casalb
 # (down gives them back); when the kernel refuses, casalb runs --no-huge. status prints key=value lines:
-# vip=, port=, nodes=, lb_pid=, and the casalb log path.
+# vip=, port=, nodes=, lb_pid=, and the casalb log path; agent logs are
+# agent-tN.log beside it.
 #
 # Environment: BUILD_DIR (default build) holds src/control/casalb;
 # TESTBED_WEIGHTS="3 1 1" sets the targets' weights.
@@ -106,6 +111,52 @@ link()
 	in_ns "$node" ethtool -K "$ifname" tx off rx off >/dev/null 2>&1 || true
 }
 
+# mlink NODE ADDR: a veth from NODE (mgmt0) to the management bridge.
+mlink()
+{
+	local node=$1 addr=$2 peer="m-$1"
+
+	ip link add mgmt0 netns "$(ns "$node")" type veth peer name "$peer" netns "$(ns sw)"
+	in_ns sw ip link set "$peer" master br1 up
+	in_ns "$node" ip link set mgmt0 up
+	in_ns "$node" ip addr add "$addr/24" dev mgmt0
+}
+
+# agent_up NODE N: casalb-agent on target N, registering with the SM.
+agent_up()
+{
+	local t=$1 n=$2
+
+	mlink "$t" "198.51.100.2$n"
+	ip netns exec "$(ns "$t")" "$build/src/agent/casalb-agent" -s "$sm_addr" -n "$t" \
+		>"$state/agent-$t.log" 2>&1 &
+	echo $! >"$state/agent-$t.pid"
+}
+
+# Bounded wait until every agent serves its VIP and a request gets through.
+wait_agents()
+{
+	local t
+
+	for t in "${targets[@]}"; do
+		for _ in $(seq 1 100); do
+			grep -q "serving" "$state/agent-$t.log" 2>/dev/null && break
+			sleep 0.1
+		done
+		grep -q "serving" "$state/agent-$t.log" 2>/dev/null || {
+			log "agent on $t did not register:"
+			cat "$state/agent-$t.log" >&2
+			return 1
+		}
+	done
+	for _ in $(seq 1 50); do
+		in_ns client curl -s -o /dev/null --max-time 1 "http://$vip:$port/" && return 0
+		sleep 0.1
+	done
+	log "no answer through the VIP after the agents registered"
+	return 1
+}
+
 target_up()
 {
 	local t=$1 n=$2 dir="$state/www-$1"
@@ -136,10 +187,8 @@ write_conf()
 		echo "  ports = ( { device = \"net_af_packet0,iface=lb0,qpairs=2\";"
 		echo "              address = \"192.0.2.2\"; } );"
 		echo "};"
-		# The Service Manager's control address lives on the lb's loopback
-		# until the management network arrives with the target agents.
-		echo "service_manager = { address = \"$sm_addr\"; };"
-		echo "agents = { required = false; };"
+			echo "service_manager = { address = \"$sm_addr\"; };"
+		echo "agents = { required = true; keepalive = 1; timeout = 5; };"
 		echo "targets = ("
 		for i in "${!targets[@]}"; do
 			t=${targets[$i]}
@@ -182,9 +231,10 @@ up()
 	link client eth0 192.0.2.10
 	in_ns client ip route add "$vip/32" via 192.0.2.2
 	link lb lb0 ""
-	in_ns lb ip addr add "$sm_addr/32" dev lo
-	in_ns lb ip link set lo multicast on
-	in_ns lb ip route add 224.0.0.0/4 dev lo
+	in_ns sw ip link add br1 type bridge
+	in_ns sw ip link set br1 up
+	mlink lb "$sm_addr"
+	in_ns lb ip route add 224.0.0.0/4 dev mgmt0
 	for i in "${!targets[@]}"; do
 		target_up "${targets[$i]}" $((i + 1))
 	done
@@ -204,6 +254,10 @@ up()
 		cat "$state/lb.log" >&2
 		exit 1
 	fi
+	for i in "${!targets[@]}"; do
+		agent_up "${targets[$i]}" $((i + 1))
+	done
+	wait_agents || exit 1
 	log "up: VIP $vip:$port through casalb (pid $(cat "$state/lb.pid"))"
 }
 

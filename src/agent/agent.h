@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "casa.h"
+
 /* Aggregate CPU time from /proc/stat's "cpu " line, in clock ticks. */
 struct agent_cpu_sample {
 	uint64_t idle;  /* idle + iowait */
@@ -65,5 +67,31 @@ uint16_t agent_qos(const struct agent_tcp_sample *prev, const struct agent_tcp_s
  * (Rdy), or -errno when sock_diag fails.
  */
 int agent_listeners(uint32_t vip, uint16_t port);
+
+/*
+ * The TCP connections this host holds on served VIP ports (local address
+ * and port = a VIP:port of svc[0..n_svc)), through sock_diag: up to max
+ * into out, state ESTABLISHED or CLOSING. Returns the count or -errno.
+ */
+int agent_conns(const struct casa_agent_service *svc, unsigned n_svc, struct casa_agent_conn *out,
+		unsigned max);
+
+/* The connections of before[] that are not in now[] (they ended), up to
+ * max into ended, state CASA_AGENT_END_CLOSED. Returns the count. */
+unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_before,
+			   const struct casa_agent_conn *now, unsigned n_now,
+			   struct casa_agent_conn *ended, unsigned max);
+
+/*
+ * Connection ends as they happen: a sock_diag socket subscribed to the
+ * kernel's TCP socket-destroy notifications (needs CAP_NET_ADMIN), which
+ * see even connections shorter than a poll interval. Open returns the
+ * descriptor (non-blocking) or -errno; read drains what is queued and
+ * writes the ends on served VIP ports to out (up to max), returning the
+ * count or -errno.
+ */
+int agent_conns_watch_open(void);
+int agent_conns_watch_read(int fd, const struct casa_agent_service *svc, unsigned n_svc,
+			   struct casa_agent_conn *out, unsigned max);
 
 #endif /* AGENT_H */

@@ -1,0 +1,180 @@
+/*
+ * agent_conns.c - the VIP connections this host holds, through sock_diag
+ * (established and closing TCP sockets whose local address and port are a
+ * served VIP:port). The agent polls it: a connection seen before and gone
+ * now has ended (CONN_END); the whole set is the resync (CONN_TABLE).
+ */
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/* Every TCP state but LISTEN, CLOSE and TIME_WAIT: the socket still holds
+ * the connection (TIME_WAIT has nothing left to deliver). */
+#define CONN_STATES                                                               \
+	((1u << TCP_ESTABLISHED) | (1u << TCP_SYN_RECV) | (1u << TCP_FIN_WAIT1) | \
+	 (1u << TCP_FIN_WAIT2) | (1u << TCP_CLOSE_WAIT) | (1u << TCP_LAST_ACK) |  \
+	 (1u << TCP_CLOSING))
+
+static bool served(const struct casa_agent_service *svc, unsigned n_svc, uint32_t vip,
+		   uint16_t port)
+{
+	for (unsigned i = 0; i < n_svc; i++)
+		if (svc[i].vip == vip && (svc[i].port == port || svc[i].port == 0) &&
+		    svc[i].protocol == IPPROTO_TCP)
+			return true;
+	return false;
+}
+
+static int dump_request(int fd)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = { .nlmsg_len = sizeof(msg),
+			 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+		.req = { .sdiag_family = AF_INET,
+			 .sdiag_protocol = IPPROTO_TCP,
+			 .idiag_states = CONN_STATES },
+	};
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+
+	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0 ? -errno :
+											  0;
+}
+
+static void add_conn(const struct inet_diag_msg *d, const struct casa_agent_service *svc,
+		     unsigned n_svc, struct casa_agent_conn *out, unsigned max, unsigned *n)
+{
+	uint32_t local = ntohl(d->id.idiag_src[0]);
+	uint16_t lport = ntohs(d->id.idiag_sport);
+
+	// A listening socket has no peer port: its end is not a connection's.
+	if (*n >= max || d->id.idiag_dport == 0 || !served(svc, n_svc, local, lport))
+		return;
+	out[(*n)++] = (struct casa_agent_conn){
+		.client = ntohl(d->id.idiag_dst[0]),
+		.vip = local,
+		.client_port = ntohs(d->id.idiag_dport),
+		.vip_port = lport,
+		.protocol = IPPROTO_TCP,
+		.state = d->idiag_state == TCP_ESTABLISHED || d->idiag_state == TCP_SYN_RECV ?
+				 CASA_AGENT_CONN_ESTABLISHED :
+				 CASA_AGENT_CONN_CLOSING,
+	};
+}
+
+int agent_conns(const struct casa_agent_service *svc, unsigned n_svc, struct casa_agent_conn *out,
+		unsigned max)
+{
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	static char buf[32768];
+	unsigned n = 0;
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = dump_request(fd);
+	// Bounded like agent_listeners: a dump ends with NLMSG_DONE.
+	for (int round = 0; rc == 0 && round < 10000; round++) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (len < 0) {
+			rc = -errno;
+			break;
+		}
+		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				goto done;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				rc = -EPROTO;
+				goto done;
+			}
+			add_conn(NLMSG_DATA(h), svc, n_svc, out, max, &n);
+		}
+	}
+done:
+	close(fd);
+	return rc < 0 ? rc : (int)n;
+}
+
+static bool conn_eq(const struct casa_agent_conn *a, const struct casa_agent_conn *b)
+{
+	return a->client == b->client && a->vip == b->vip && a->client_port == b->client_port &&
+	       a->vip_port == b->vip_port && a->protocol == b->protocol;
+}
+
+unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_before,
+			   const struct casa_agent_conn *now, unsigned n_now,
+			   struct casa_agent_conn *ended, unsigned max)
+{
+	unsigned n = 0;
+
+	// Quadratic, and fine for the sets one poll sees on a target; a
+	// sorted merge is the step up when hosts hold 10^5 VIP connections.
+	for (unsigned i = 0; i < n_before && n < max; i++) {
+		bool still = false;
+
+		for (unsigned j = 0; j < n_now && !still; j++)
+			still = conn_eq(&before[i], &now[j]);
+		if (!still) {
+			ended[n] = before[i];
+			ended[n++].state = CASA_AGENT_END_CLOSED;
+		}
+	}
+	return n;
+}
+
+int agent_conns_watch_open(void)
+{
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK,
+				  .nl_groups = 1u << (SKNLGRP_INET_TCP_DESTROY - 1) };
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&nl, sizeof(nl)) != 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int agent_conns_watch_read(int fd, const struct casa_agent_service *svc, unsigned n_svc,
+			   struct casa_agent_conn *out, unsigned max)
+{
+	static char buf[32768];
+	unsigned n = 0;
+
+	// Bounded by what is queued: the socket is non-blocking.
+	for (int round = 0; round < 64 && n < max; round++) {
+		ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (len < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? (int)n : -errno;
+		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			const struct inet_diag_msg *d = NLMSG_DATA(h);
+
+			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || d->idiag_family != AF_INET)
+				continue;
+			add_conn(d, svc, n_svc, out, max, &n);
+			if (n)
+				out[n - 1].state = CASA_AGENT_END_CLOSED;
+		}
+	}
+	return (int)n;
+}

@@ -1,0 +1,595 @@
+/*
+ * casalb_agent.c - casalb-agent, the target host's daemon (design.md
+ * section 2; docs/agent-protocol.md).
+ *
+ *   casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE [-a sha256|md5]
+ *                [-i KEY_ID]] [-N] [-v]
+ *
+ * Connects to the Service Manager, registers as target NAME, and then:
+ * plumbs each assigned VIP on the loopback interface with ARP suppressed
+ * (layer-2 dispatch: direct server return; -N leaves plumbing to the
+ * operator) and removes what it added on exit; reports readiness (Rdy:
+ * listening sockets that accept VIP:port) on change and every keepalive;
+ * reports load (capacity weight and QoS fraction) every keepalive; polls
+ * its VIP connections every second and reports the ended ones in batches;
+ * sends its whole connection table after every registration (resync). It
+ * reconnects with exponential backoff (1 s to 30 s) when the SM goes away
+ * or falls silent past the hold time.
+ *
+ * Not yet: GRE decapsulation with a tc BPF program (issue 5 continues).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <linux/if_addr.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "casa.h"
+
+#define CONNS_MAX 65536
+#define MSG_CAP 65536
+
+struct agent {
+	uint32_t sm;
+	uint16_t port;
+	const char *name;
+	bool plumb, verbose;
+	struct casa_auth_ctx *auth;
+	struct casa_signer signer;
+	int fd;
+	int watch_fd; /* socket-destroy notifications, -1 when unavailable */
+	bool registered;
+	uint16_t keepalive_s, hold_s;
+	uint64_t last_rx_ms, next_try_ms, backoff_ms, next_ka_ms, next_poll_ms;
+	uint32_t ka_seq;
+	struct casa_agent_service svc[CASA_AGENT_SERVICES_MAX];
+	unsigned n_svc;
+	uint32_t rdy[CASA_AGENT_SERVICES_MAX];
+	uint32_t plumbed[CASA_AGENT_SERVICES_MAX]; /* VIPs we added to lo */
+	unsigned n_plumbed;
+	struct casa_agent_conn *conns, *conns_now, *ended;
+	unsigned n_conns;
+	struct agent_cpu_sample cpu;
+	struct agent_tcp_sample tcp;
+	bool have_samples;
+	uint8_t rx[MSG_CAP + 4];
+	size_t rx_len;
+	uint8_t msg[MSG_CAP];
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void say(const struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)a;
+	printf("casalb-agent: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* ---- plumbing (layer-2 dispatch: the VIP on lo, ARP suppressed) ---------------------- */
+
+static int sysctl_write(const char *path, const char *value)
+{
+	FILE *f = fopen(path, "w");
+	int rc;
+
+	if (!f)
+		return -errno;
+	rc = fputs(value, f) < 0 ? -EIO : 0;
+	return fclose(f) != 0 ? -errno : rc;
+}
+
+/* Add or delete addr/32 on lo through rtnetlink. */
+static int lo_addr(uint32_t addr, bool add)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct ifaddrmsg ifa;
+		struct rtattr rta;
+		uint32_t addr;
+	} req = {
+		.nlh = { .nlmsg_len = sizeof(req),
+			 .nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK |
+					(add ? NLM_F_CREATE | NLM_F_EXCL : 0) },
+		.ifa = { .ifa_family = AF_INET,
+			 .ifa_prefixlen = 32,
+			 .ifa_scope = RT_SCOPE_HOST,
+			 .ifa_index = if_nametoindex("lo") },
+		.rta = { .rta_len = RTA_LENGTH(4), .rta_type = IFA_LOCAL },
+		.addr = htonl(addr),
+	};
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	char buf[512];
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), rc = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+		rc = -errno;
+	else if ((n = recv(fd, buf, sizeof(buf), 0)) >= (ssize_t)sizeof(struct nlmsghdr) &&
+		 ((struct nlmsghdr *)buf)->nlmsg_type == NLMSG_ERROR)
+		rc = ((struct nlmsgerr *)NLMSG_DATA((struct nlmsghdr *)buf))->error;
+	close(fd);
+	return rc;
+}
+
+static void plumb(struct agent *a)
+{
+	if (!a->plumb)
+		return;
+	// Direct server return: the host must own the VIP (on lo) but never
+	// answer ARP for it, nor announce it as a source (arp_announce 2).
+	sysctl_write("/proc/sys/net/ipv4/conf/all/arp_ignore", "1");
+	sysctl_write("/proc/sys/net/ipv4/conf/all/arp_announce", "2");
+	sysctl_write("/proc/sys/net/ipv4/conf/all/rp_filter", "0");
+	for (unsigned i = 0; i < a->n_svc; i++) {
+		uint32_t vip = a->svc[i].vip;
+		bool have = false;
+
+		for (unsigned j = 0; j < a->n_plumbed && !have; j++)
+			have = a->plumbed[j] == vip;
+		// -EEXIST: the operator put it there; leave it to them.
+		if (!have && a->n_plumbed < CASA_AGENT_SERVICES_MAX && lo_addr(vip, true) == 0)
+			a->plumbed[a->n_plumbed++] = vip;
+	}
+}
+
+static void unplumb(struct agent *a)
+{
+	for (unsigned i = 0; i < a->n_plumbed; i++)
+		lo_addr(a->plumbed[i], false);
+	a->n_plumbed = 0;
+}
+
+/* ---- the SM session --------------------------------------------------------------------- */
+
+static void disconnect(struct agent *a, const char *why)
+{
+	if (a->fd >= 0) {
+		say(a, "session closed: %s", why);
+		close(a->fd);
+	}
+	a->fd = -1;
+	a->registered = false;
+	a->rx_len = 0;
+	a->next_try_ms = now_ms() + a->backoff_ms;
+	a->backoff_ms = a->backoff_ms * 2 > 30000 ? 30000 : a->backoff_ms * 2;
+}
+
+static void send_msg(struct agent *a, size_t len)
+{
+	uint8_t frame[MSG_CAP + 4];
+	int n = (int)len;
+
+	if (len == 0 || a->fd < 0)
+		return;
+	if (a->auth && casa_auth_enabled(a->auth)) {
+		n = casa_sign(a->auth, &a->signer, a->msg, len, sizeof(a->msg),
+			      (uint32_t)time(NULL));
+		if (n < 0)
+			return;
+	}
+	casa_stream_put_len(frame, 4, (size_t)n);
+	memcpy(frame + 4, a->msg, (size_t)n);
+	if (send(a->fd, frame, (size_t)n + 4, MSG_NOSIGNAL) != n + 4)
+		disconnect(a, "send failed");
+}
+
+static void try_connect(struct agent *a)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(a->port),
+				  .sin_addr.s_addr = htonl(a->sm) };
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	struct casa_agent_register r = { .version = CASA_AGENT_VERSION,
+					 .epoch = (uint32_t)time(NULL),
+					 .keepalive_s = 1,
+					 .hold_s = 5,
+					 .caps = CASA_AGENT_CAP_L2 | CASA_AGENT_CAP_CONN_END |
+						 CASA_AGENT_CAP_RESYNC | CASA_AGENT_CAP_LOAD };
+
+	a->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		disconnect(a, strerror(errno));
+		return;
+	}
+	getsockname(a->fd, (struct sockaddr *)&me, &ml);
+	// The sender id is our address toward the SM (spec 6.6: by default
+	// the node's control address).
+	a->signer.sender_id = r.sender_id = ntohl(me.sin_addr.s_addr);
+	a->last_rx_ms = now_ms();
+	send_msg(a, casa_encode_agent_register(a->msg, sizeof(a->msg), &r, a->name, NULL));
+}
+
+static void send_ready(struct agent *a, bool always)
+{
+	struct casa_agent_service e[CASA_AGENT_SERVICES_MAX];
+	bool changed = always;
+
+	for (unsigned i = 0; i < a->n_svc; i++) {
+		int n = agent_listeners(a->svc[i].vip, a->svc[i].port);
+		uint32_t rdy = n > 0 ? (uint32_t)n : 0;
+
+		if (rdy != a->rdy[i]) {
+			struct in_addr in = { .s_addr = htonl(a->svc[i].vip) };
+
+			say(a, "ready %s:%u Rdy %u", inet_ntoa(in), a->svc[i].port, rdy);
+			changed = true;
+		}
+		a->rdy[i] = rdy;
+		e[i] = a->svc[i];
+		e[i].dispatch = 0;
+		e[i].ready = rdy;
+	}
+	if (changed && a->n_svc)
+		send_msg(a, casa_encode_agent_services(a->msg, sizeof(a->msg), CASA_MSG_AGENT_READY,
+						       e, a->n_svc));
+}
+
+static int read_file(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, cap - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return 0;
+}
+
+static void send_load(struct agent *a)
+{
+	static char stat[65536], snmp[8192], netstat[16384], psi[512];
+	struct agent_cpu_sample cpu = a->cpu;
+	struct agent_tcp_sample tcp = a->tcp;
+	struct casa_agent_load l = { .capacity = CASA_AGENT_CAPACITY_MAX };
+	double press = 0;
+
+	if (read_file("/proc/stat", stat, sizeof(stat)) == 0)
+		agent_cpu_parse(stat, &cpu);
+	if (read_file("/proc/pressure/cpu", psi, sizeof(psi)) == 0)
+		agent_psi_parse(psi, &press);
+	if (read_file("/proc/net/snmp", snmp, sizeof(snmp)) == 0)
+		agent_tcp_parse(snmp,
+				read_file("/proc/net/netstat", netstat, sizeof(netstat)) == 0 ?
+					netstat :
+					NULL,
+				&tcp);
+	if (a->have_samples) {
+		l.capacity = agent_capacity(&a->cpu, &cpu, press);
+		l.qos = agent_qos(&a->tcp, &tcp);
+	}
+	l.active = a->n_conns;
+	l.cpu_idle =
+		cpu.total > a->cpu.total ?
+			(uint16_t)(1000 * (cpu.idle - a->cpu.idle) / (cpu.total - a->cpu.total)) :
+			1000;
+	if (l.cpu_idle > 1000)
+		l.cpu_idle = 1000;
+	l.pressure = (uint16_t)(press * 100);
+	a->cpu = cpu;
+	a->tcp = tcp;
+	a->have_samples = true;
+	send_msg(a, casa_encode_agent_load(a->msg, sizeof(a->msg), &l));
+}
+
+/* Poll the VIP connections; report the ended ones (or, with resync, the
+ * whole table in chunks). */
+static void poll_conns(struct agent *a, bool resync)
+{
+	int n = agent_conns(a->svc, a->n_svc, a->conns_now, CONNS_MAX);
+	unsigned ended;
+
+	if (n < 0)
+		return;
+	// With destroy notifications the watcher reports every end; the poll
+	// only keeps the table for resync and LOAD. Without them, ends are
+	// what disappeared between two polls (connections shorter than a
+	// poll are missed: the SM's VCRT then keeps them until a resync).
+	ended = a->watch_fd >= 0 ? 0 :
+				   agent_conns_ended(a->conns, a->n_conns, a->conns_now,
+						     (unsigned)n, a->ended, CONNS_MAX);
+	for (unsigned off = 0; off < ended; off += CASA_AGENT_CONNS_MAX) {
+		unsigned k =
+			ended - off < CASA_AGENT_CONNS_MAX ? ended - off : CASA_AGENT_CONNS_MAX;
+
+		send_msg(a, casa_encode_agent_conns(a->msg, sizeof(a->msg), CASA_MSG_AGENT_CONN_END,
+						    0, 0, a->ended + off, k));
+	}
+	memcpy(a->conns, a->conns_now, (size_t)n * sizeof(*a->conns));
+	a->n_conns = (unsigned)n;
+	if (!resync)
+		return;
+	uint32_t id = (uint32_t)now_ms();
+	unsigned off = 0;
+
+	do {
+		unsigned k = a->n_conns - off < CASA_AGENT_CONNS_MAX ? a->n_conns - off :
+								       CASA_AGENT_CONNS_MAX;
+		uint16_t fl = (off == 0 ? CASA_AGENT_TBL_FIRST : 0) |
+			      (off + k == a->n_conns ? CASA_AGENT_TBL_LAST : 0);
+
+		send_msg(a,
+			 casa_encode_agent_conns(a->msg, sizeof(a->msg), CASA_MSG_AGENT_CONN_TABLE,
+						 fl, id, a->conns + off, k));
+		off += k;
+	} while (off < a->n_conns);
+}
+
+/* Ends from the destroy notifications, sent as one batch per turn. */
+static void watch_ends(struct agent *a)
+{
+	int n;
+
+	if (a->watch_fd < 0)
+		return;
+	n = agent_conns_watch_read(a->watch_fd, a->svc, a->n_svc, a->ended, CASA_AGENT_CONNS_MAX);
+	if (n > 0 && a->registered)
+		send_msg(a, casa_encode_agent_conns(a->msg, sizeof(a->msg), CASA_MSG_AGENT_CONN_END,
+						    0, 0, a->ended, (unsigned)n));
+}
+
+static void on_message(struct agent *a, const uint8_t *buf, size_t len)
+{
+	struct casa_msg m;
+
+	if (casa_decode(buf, len, CASA_STREAM_MAX, &m) != CASA_OK ||
+	    (a->auth && casa_verify(a->auth, buf, len, &m, (uint32_t)time(NULL)) != CASA_OK)) {
+		say(a, "dropped a bad message from the SM");
+		return;
+	}
+	a->last_rx_ms = now_ms();
+	switch (m.type) {
+	case CASA_MSG_AGENT_REGISTER_ACK:
+		if (m.agent.reg.status != CASA_AGENT_ST_OK) {
+			say(a, "registration as \"%s\" refused (status %u)", a->name,
+			    m.agent.reg.status);
+			disconnect(a, "refused");
+			return;
+		}
+		a->registered = true;
+		a->backoff_ms = 1000;
+		a->keepalive_s = m.agent.reg.keepalive_s;
+		a->hold_s = m.agent.reg.hold_s;
+		say(a, "registered as \"%s\" (target %u)", a->name, m.agent.reg.caps);
+		break;
+	case CASA_MSG_AGENT_SERVICES:
+		a->n_svc = m.agent.list.n;
+		for (unsigned i = 0; i < a->n_svc; i++)
+			casa_agent_service_get(&m, i, &a->svc[i]);
+		memset(a->rdy, 0, sizeof(a->rdy));
+		say(a, "serving %u VIP ports", a->n_svc);
+		plumb(a);
+		poll_conns(a, true);
+		send_ready(a, true);
+		send_load(a);
+		break;
+	default:
+		break; // keepalives: last_rx_ms is all they are for
+	}
+}
+
+static void session_read(struct agent *a)
+{
+	ssize_t n = recv(a->fd, a->rx + a->rx_len, sizeof(a->rx) - a->rx_len, MSG_DONTWAIT);
+	size_t off = 0;
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		disconnect(a, n == 0 ? "the SM closed it" : strerror(errno));
+		return;
+	}
+	if (n < 0)
+		return;
+	a->rx_len += (size_t)n;
+	while (a->fd >= 0) {
+		long fl = casa_stream_frame_len(a->rx + off, a->rx_len - off);
+
+		if (fl < 0) {
+			disconnect(a, "bad framing");
+			return;
+		}
+		if (fl == 0 || a->rx_len - off < 4 + (size_t)fl)
+			break;
+		on_message(a, a->rx + off + 4, (size_t)fl);
+		off += 4 + (size_t)fl;
+	}
+	if (a->fd >= 0) {
+		memmove(a->rx, a->rx + off, a->rx_len - off);
+		a->rx_len -= off;
+	}
+}
+
+static void timers(struct agent *a, uint64_t now)
+{
+	if (now - a->last_rx_ms > (uint64_t)(a->hold_s ? a->hold_s : 15) * 1000) {
+		disconnect(a, "the SM fell silent");
+		return;
+	}
+	if (!a->registered)
+		return;
+	if (now >= a->next_poll_ms) {
+		poll_conns(a, false);
+		send_ready(a, false);
+		a->next_poll_ms = now + 1000;
+	}
+	if (now >= a->next_ka_ms) {
+		struct casa_agent_keepalive k = { .sender_id = a->signer.sender_id,
+						  .seq = ++a->ka_seq,
+						  .time_ms = (uint32_t)now };
+
+		send_ready(a, true);
+		send_load(a);
+		send_msg(a, casa_encode_agent_keepalive(a->msg, sizeof(a->msg), &k));
+		a->next_ka_ms = now + (uint64_t)(a->keepalive_s ? a->keepalive_s : 5) * 1000;
+	}
+}
+
+/* ---- start-up -------------------------------------------------------------------------------- */
+
+static struct casa_auth_ctx *key_load(const char *file, const char *alg, int id)
+{
+	struct casa_auth_params p;
+	struct casa_key k = { .alg = strcmp(alg, "md5") == 0 ? CASA_AUTH_HMAC_MD5 :
+							       CASA_AUTH_HMAC_SHA256,
+			      .id = (uint8_t)id };
+	char line[CASA_KEY_MAX + 4] = "";
+	FILE *f = fopen(file, "r");
+	struct casa_auth_ctx *ctx;
+
+	casa_auth_params_default(&p);
+	ctx = casa_auth_create(&p);
+	if (!f || !ctx || !fgets(line, sizeof(line), f)) {
+		fprintf(stderr, "casalb-agent: key file %s: cannot read it\n", file);
+		exit(1);
+	}
+	fclose(f);
+	k.len = (uint8_t)strcspn(line, "\r\n");
+	memcpy(k.bytes, line, k.len);
+	if (k.len == 0 || casa_auth_set_key(ctx, &k, (uint32_t)time(NULL)) != 0) {
+		fprintf(stderr, "casalb-agent: key file %s: 1..64 octets on the first line\n",
+			file);
+		exit(1);
+	}
+	memset(&k, 0, sizeof(k));
+	return ctx;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE"
+		   " [-a sha256|md5] [-i KEY_ID]] [-N] [-v]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static struct agent a = {
+		.port = CASA_AGENT_PORT_DEFAULT, .plumb = true, .fd = -1, .backoff_ms = 1000
+	};
+	const char *key = NULL, *alg = "sha256", *sm = NULL;
+	struct in_addr in;
+	int opt, key_id = 1;
+
+	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:Nvh")) != -1) {
+		switch (opt) {
+		case 's':
+			sm = optarg;
+			break;
+		case 'n':
+			a.name = optarg;
+			break;
+		case 'p':
+			a.port = (uint16_t)atoi(optarg);
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'a':
+			alg = optarg;
+			break;
+		case 'i':
+			key_id = atoi(optarg);
+			break;
+		case 'N':
+			a.plumb = false;
+			break;
+		case 'v':
+			a.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!sm || !a.name || inet_pton(AF_INET, sm, &in) != 1 || a.port == 0 ||
+	    strlen(a.name) > CASA_NAME_MAX) {
+		usage(stderr);
+		return 2;
+	}
+	a.sm = ntohl(in.s_addr);
+	a.auth = key ? key_load(key, alg, key_id) : NULL;
+	a.signer.epoch = (uint32_t)time(NULL);
+	a.conns = calloc(CONNS_MAX, sizeof(*a.conns));
+	a.conns_now = calloc(CONNS_MAX, sizeof(*a.conns_now));
+	a.ended = calloc(CONNS_MAX, sizeof(*a.ended));
+	if (!a.conns || !a.conns_now || !a.ended)
+		return 1;
+	a.watch_fd = agent_conns_watch_open();
+	if (a.watch_fd < 0)
+		say(&a, "no socket-destroy notifications (%s): polling for connection ends",
+		    strerror(-a.watch_fd));
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	say(&a, "target \"%s\", service manager %s:%u", a.name, sm, a.port);
+	while (!stopping) {
+		uint64_t now = now_ms();
+		struct pollfd pf[2] = { { .fd = a.fd, .events = POLLIN },
+					{ .fd = a.watch_fd, .events = POLLIN } };
+
+		if (a.fd < 0) {
+			if (now >= a.next_try_ms)
+				try_connect(&a);
+			else
+				poll(NULL, 0, 100);
+			continue;
+		}
+		if (poll(pf, 2, 100) > 0 && (pf[0].revents & POLLIN))
+			session_read(&a);
+		if (a.fd >= 0)
+			watch_ends(&a);
+		if (a.fd >= 0)
+			timers(&a, now_ms());
+	}
+	unplumb(&a);
+	if (a.fd >= 0)
+		close(a.fd);
+	if (a.watch_fd >= 0)
+		close(a.watch_fd);
+	casa_auth_destroy(a.auth);
+	free(a.conns);
+	free(a.conns_now);
+	free(a.ended);
+	say(&a, "stopped");
+	return 0;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# End to end with casalb-agent on every target (the test bed's default):
+#   - close: after requests finish, the agents report the connection ends
+#     and the Service Manager's VCRT empties (seed 6.8.3: the affinity goes
+#     when the target reports the connection closed);
+#   - readiness: stop t2's server; once t2's agent reports Rdy 0, no new
+#     connection reaches t2 and every request succeeds on t1 and t3.
+# Every wait is bounded; the test bed is always torn down. Needs root.
+#
+# usage: test_agents.sh SOURCE_ROOT BUILD_DIR
+set -uo pipefail
+src=$1
+export BUILD_DIR=$2
+export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-agents.$$
+bed="$src/scripts/testbed.sh"
+fail=0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: needs root for network namespaces"
+	exit 77
+fi
+trap 'bash "$bed" down' EXIT
+
+check()
+{
+	if eval "$2"; then
+		echo "ok   $1"
+	else
+		echo "FAIL $1"
+		fail=1
+	fi
+}
+
+# The SM's VCRT size, from the counters casalb prints on SIGUSR1.
+vcrt()
+{
+	local lines
+	lines=$(wc -l <"$log")
+	kill -USR1 "$pid"
+	for _ in $(seq 1 30); do
+		tail -n +$((lines + 1)) "$log" | grep -q '^vcrt ' && break
+		sleep 0.1
+	done
+	tail -n +$((lines + 1)) "$log" | sed -n 's/^vcrt \([0-9]*\) .*/\1/p' | head -1
+}
+
+# ask N: N requests; prints "t1 t2 t3 failures" counts.
+ask()
+{
+	local n=$1 body t1=0 t2=0 t3=0 bad=0
+	for _ in $(seq 1 "$n"); do
+		body=$(timeout 5 bash "$bed" exec client curl -s --max-time 3 "http://$vip/") || body=
+		case $body in
+		t1) t1=$((t1 + 1)) ;;
+		t2) t2=$((t2 + 1)) ;;
+		t3) t3=$((t3 + 1)) ;;
+		*) bad=$((bad + 1)) ;;
+		esac
+	done
+	echo "$t1 $t2 $t3 $bad"
+}
+
+timeout 90 bash "$bed" up || {
+	echo "FAIL test bed did not come up"
+	exit 1
+}
+vip=$(bash "$bed" status | sed -n 's/^vip=//p')
+pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
+log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+state=$TESTBED_STATE
+
+read -r t1 t2 t3 bad <<<"$(ask 12)"
+echo "answers: t1=$t1 t2=$t2 t3=$t3 failures=$bad"
+check "every request answered, every target used" '[ "$bad" -eq 0 ] && [ "$t1" -gt 0 ] && [ "$t2" -gt 0 ] && [ "$t3" -gt 0 ]'
+
+# Close: the agents poll every second; allow 8 s for every end to arrive.
+left=
+for _ in $(seq 1 16); do
+	left=$(vcrt)
+	[ "${left:-x}" = 0 ] && break
+	sleep 0.5
+done
+check "VCRT empty after the connections closed (left: ${left:-?})" '[ "${left:-x}" = 0 ]'
+
+# Readiness: stop t2's server; wait (bounded) for its agent to report Rdy 0.
+kill "$(cat "$state/http-t2.pid")"
+for _ in $(seq 1 50); do
+	grep -q "Rdy 0" "$state/agent-t2.log" && break
+	sleep 0.1
+done
+check "t2's agent reported Rdy 0" 'grep -q "Rdy 0" "$state/agent-t2.log"'
+# The SM republishes within 50 ms of the report; probe until three requests
+# in a row succeed (bounded), then count.
+ok_row=0
+for _ in $(seq 1 30); do
+	if timeout 5 bash "$bed" exec client curl -s -o /dev/null --max-time 2 "http://$vip/"; then
+		ok_row=$((ok_row + 1))
+		[ "$ok_row" -ge 3 ] && break
+	else
+		ok_row=0
+	fi
+done
+read -r t1 t2 t3 bad <<<"$(ask 12)"
+echo "answers after t2 stopped listening: t1=$t1 t2=$t2 t3=$t3 failures=$bad"
+check "no new connection to t2, none failed" '[ "$t2" -eq 0 ] && [ "$bad" -eq 0 ] && [ "$t1" -gt 0 ] && [ "$t3" -gt 0 ]'
+exit "$fail"

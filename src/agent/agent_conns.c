@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_diag.h"
 
 /* Every TCP state but LISTEN, CLOSE and TIME_WAIT: the socket still holds
  * the connection (TIME_WAIT has nothing left to deliver). */
@@ -32,25 +33,6 @@ static bool served(const struct casa_agent_service *svc, unsigned n_svc, uint32_
 		    svc[i].protocol == IPPROTO_TCP)
 			return true;
 	return false;
-}
-
-static int dump_request(int fd)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg),
-			 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.req = { .sdiag_family = AF_INET,
-			 .sdiag_protocol = IPPROTO_TCP,
-			 .idiag_states = CONN_STATES },
-	};
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
-
-	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0 ? -errno :
-											  0;
 }
 
 static void add_conn(const struct inet_diag_msg *d, const struct casa_agent_service *svc,
@@ -74,39 +56,26 @@ static void add_conn(const struct inet_diag_msg *d, const struct casa_agent_serv
 	};
 }
 
+struct collect {
+	const struct casa_agent_service *svc;
+	unsigned n_svc, max, n;
+	struct casa_agent_conn *out;
+};
+
+static void collect_conn(const struct inet_diag_msg *d, void *arg)
+{
+	struct collect *c = arg;
+
+	add_conn(d, c->svc, c->n_svc, c->out, c->max, &c->n);
+}
+
 int agent_conns(const struct casa_agent_service *svc, unsigned n_svc, struct casa_agent_conn *out,
 		unsigned max)
 {
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	static char buf[32768];
-	unsigned n = 0;
-	int rc;
+	struct collect c = { .svc = svc, .n_svc = n_svc, .max = max, .out = out };
+	int rc = agent_diag_dump(CONN_STATES, collect_conn, &c);
 
-	if (fd < 0)
-		return -errno;
-	rc = dump_request(fd);
-	// Bounded like agent_listeners: a dump ends with NLMSG_DONE.
-	for (int round = 0; rc == 0 && round < 10000; round++) {
-		ssize_t len = recv(fd, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (struct nlmsghdr *)buf;
-
-		if (len < 0) {
-			rc = -errno;
-			break;
-		}
-		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				goto done;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				rc = -EPROTO;
-				goto done;
-			}
-			add_conn(NLMSG_DATA(h), svc, n_svc, out, max, &n);
-		}
-	}
-done:
-	close(fd);
-	return rc < 0 ? rc : (int)n;
+	return rc < 0 ? rc : (int)c.n;
 }
 
 static bool conn_eq(const struct casa_agent_conn *a, const struct casa_agent_conn *b)

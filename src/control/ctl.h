@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -312,6 +313,8 @@ unsigned ctl_sm_deletes_take(struct ctl_sm *sm, struct fp_flow *out, uint32_t *t
 /* Displays: DPT rows and VCRT rows (walk from *cursor, 0 to start; 0 when
  * done). fn returns non-zero to stop. */
 unsigned ctl_sm_dpt_rows(struct ctl_sm *sm, struct ctl_dpt_row *out, unsigned max);
+/* How many DPT rows there are (the size ctl_sm_dpt_rows needs). */
+unsigned ctl_sm_dpt_count(const struct ctl_sm *sm);
 unsigned ctl_sm_conn_walk(const struct ctl_sm *sm, uint64_t *cursor, unsigned max,
 			  int (*fn)(const struct ctl_conn_row *r, void *arg), void *arg);
 
@@ -420,5 +423,65 @@ void ctl_agent_run(struct ctl_agent *a, uint64_t now_ms, uint32_t wall);
 void ctl_agent_tick(struct ctl_agent *a, uint64_t now_ms, uint32_t wall);
 const struct ctl_agent_counters *ctl_agent_counters(const struct ctl_agent *a);
 unsigned ctl_agent_sessions(const struct ctl_agent *a, struct ctl_agent_row *out, unsigned max);
+
+/* ---- output sink (ctl_out.c) ------------------------------------------------------ */
+
+#define CTL_OUT_LIMIT (16u << 20) /* default cap on one display's text */
+
+/* Console handlers and the metrics renderer write text here, never to a
+ * socket, so tests call them and compare text. Past `limit` bytes (or when
+ * memory runs out) the text ends with one "... (output truncated)" line.
+ * The sink allocates; ctl_out_free frees. Not thread-safe. */
+struct ctl_out {
+	char *buf;
+	size_t len, cap, limit;
+	bool truncated;
+};
+
+void ctl_out_init(struct ctl_out *o, size_t limit); /* 0: CTL_OUT_LIMIT */
+void ctl_out_free(struct ctl_out *o);
+void ctl_out_reset(struct ctl_out *o); /* empty it, keep the memory */
+void ctl_out_printf(struct ctl_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ctl_out_vprintf(struct ctl_out *o, const char *fmt, va_list ap);
+const char *ctl_out_text(const struct ctl_out *o); /* NUL-terminated, never NULL */
+
+/* ---- the displays' snapshot (ctl_snap.c) ------------------------------------------ */
+
+/* The running appliance as the displays see it. Any pointer but c may be
+ * NULL (tests; roles without that part). */
+struct ctl_view {
+	const struct ctl_conf *c;
+	struct ctl_sm *sm;
+	struct ctl_casa *casa;
+	struct ctl_agent *agent;
+	uint64_t started_ms; /* monotonic, at start */
+};
+
+/* One consistent copy of the counters and rows every display shows, taken
+ * on the control thread between events: the console and the metrics
+ * endpoint render from it, so they agree. Allocates; ctl_snap_free frees. */
+struct ctl_snap {
+	uint64_t taken_ms, uptime_ms;
+	unsigned roles; /* ctl_role bits */
+	uint8_t rank;   /* backup rank, 0 = primary */
+	struct ctl_sm_counters sm;
+	struct ctl_casa_counters casa;
+	struct ctl_agent_counters agent;
+	uint64_t vcrt_count;
+	uint32_t vcrt_capacity;
+	struct fp_table_stats aff;
+	struct ctl_dpt_row *dpt;
+	unsigned n_dpt;
+	struct ctl_fa_row *fas;
+	unsigned n_fas;
+	struct ctl_agent_row *agents;
+	unsigned n_agents;
+	struct fp_worker_stats *workers;
+	unsigned n_workers;
+};
+
+/* 0 or -ENOMEM (*s is then empty). Context: control. */
+int ctl_snap_collect(const struct ctl_view *v, uint64_t now_ms, struct ctl_snap *s);
+void ctl_snap_free(struct ctl_snap *s);
 
 #endif /* CTL_H */

@@ -1032,6 +1032,15 @@ int ctl_sm_tables(struct ctl_sm *sm, struct fp_tables_desc *d)
 
 /* ---- displays ------------------------------------------------------------------------------------------- */
 
+unsigned ctl_sm_dpt_count(const struct ctl_sm *sm)
+{
+	unsigned n = 0;
+
+	for (unsigned sp = 0; sp < sm->n_sps; sp++)
+		n += sp_service(sm, sp)->n_targets;
+	return n;
+}
+
 unsigned ctl_sm_dpt_rows(struct ctl_sm *sm, struct ctl_dpt_row *out, unsigned max)
 {
 	unsigned n = 0;

@@ -59,6 +59,9 @@ struct app {
 	struct ctl_sm *sm;
 	struct ctl_casa *casa;
 	struct ctl_agent *agent;
+	struct ctl_view view; /* what the console and metrics read and change */
+	struct ctl_console *console;
+	struct ctl_metrics *metrics;
 	uint64_t last_publish_ms, last_tick_ms;
 };
 
@@ -125,20 +128,26 @@ static int publish(struct app *a, uint64_t now)
  * Every step is bounded, so no peer can starve the others. */
 static void control_turn(struct app *a)
 {
-	struct pollfd pfd[2] = { { .fd = ctl_casa_fd(a->casa), .events = POLLIN },
-				 { .fd = ctl_agent_fd(a->agent), .events = POLLIN } };
+	struct pollfd pfd[4] = { { .fd = ctl_casa_fd(a->casa), .events = POLLIN },
+				 { .fd = ctl_agent_fd(a->agent), .events = POLLIN },
+				 { .fd = ctl_console_fd(a->console), .events = POLLIN },
+				 { .fd = ctl_metrics_fd(a->metrics), .events = POLLIN } };
 	struct fp_event ev[64];
 	unsigned n = 0, rounds = 0;
 	uint64_t now;
 	uint32_t wall;
 
-	poll(pfd, 2, 1);
+	poll(pfd, 4, 1); // descriptors of -1 are skipped
 	now = mono_ms();
 	wall = wall_s();
 	if (pfd[0].revents)
 		ctl_casa_input(a->casa, now, wall);
 	if (pfd[1].revents)
 		ctl_agent_run(a->agent, now, wall);
+	if (pfd[2].revents)
+		ctl_console_run(a->console, now);
+	if (pfd[3].revents)
+		ctl_metrics_run(a->metrics, now);
 	do {
 		n = fp_event_poll(ev, 64);
 		for (unsigned i = 0; i < n; i++)
@@ -185,6 +194,19 @@ static int start(struct app *a, const char *argv0)
 		fprintf(stderr, "casalb: %s\n", err);
 		return -1;
 	}
+	a->view = (struct ctl_view){
+		.c = c, .sm = a->sm, .casa = a->casa, .agent = a->agent, .started_ms = now
+	};
+	a->console = ctl_console_create(&a->view, err, sizeof(err));
+	if (!a->console) {
+		fprintf(stderr, "casalb: console: %s\n", err);
+		return -1;
+	}
+	a->metrics = ctl_metrics_create(&a->view, err, sizeof(err));
+	if (!a->metrics) {
+		fprintf(stderr, "casalb: metrics: %s\n", err);
+		return -1;
+	}
 	int rc = fp_start();
 
 	if (rc != 0) {
@@ -199,6 +221,8 @@ static int start(struct app *a, const char *argv0)
 
 static void stop(struct app *a)
 {
+	ctl_metrics_destroy(a->metrics);
+	ctl_console_destroy(a->console);
 	ctl_agent_destroy(a->agent);
 	ctl_casa_destroy(a->casa);
 	fp_fini();

@@ -484,4 +484,25 @@ struct ctl_snap {
 int ctl_snap_collect(const struct ctl_view *v, uint64_t now_ms, struct ctl_snap *s);
 void ctl_snap_free(struct ctl_snap *s);
 
+/* ---- the admin console (ctl_console.c) and metrics endpoint (ctl_metrics.c) ------- */
+
+struct ctl_console;
+struct ctl_metrics;
+
+/* Listen on the configured console / metrics address (nothing when the
+ * listener is disabled). v must outlive the object; handlers read and
+ * change the running appliance through it on the control thread only.
+ * NULL with *err on failure. */
+struct ctl_console *ctl_console_create(struct ctl_view *v, char *err, size_t errlen);
+void ctl_console_destroy(struct ctl_console *k);
+/* A descriptor that polls readable when ctl_console_run has work; -1: none. */
+int ctl_console_fd(const struct ctl_console *k);
+/* Do the pending work (accept, run queued commands); never blocks. */
+void ctl_console_run(struct ctl_console *k, uint64_t now_ms);
+
+struct ctl_metrics *ctl_metrics_create(struct ctl_view *v, char *err, size_t errlen);
+void ctl_metrics_destroy(struct ctl_metrics *m);
+int ctl_metrics_fd(const struct ctl_metrics *m);
+void ctl_metrics_run(struct ctl_metrics *m, uint64_t now_ms);
+
 #endif /* CTL_H */

@@ -30,6 +30,8 @@ CASALB_DEPS=(
 	iproute2      # test bed: ip netns, veth
 	ethtool       # test bed: checksum offloads off on veths
 	curl          # test bed and e2e: real HTTP clients
+	wrk           # e2e and demo: HTTP load through the VIP
+	stress-ng     # e2e: CPU load on one target (live weights)
 	python3       # test log parsing, lint helpers
 	valgrind      # bench: instructions per packet (callgrind)
 	gnuplot-nox   # bench: plots

@@ -38,6 +38,20 @@ int agent_cpu_parse(const char *proc_stat, struct agent_cpu_sample *out);
 int agent_psi_parse(const char *pressure_cpu, double *some_avg10);
 
 /*
+ * A target in its own cgroup (v2: cpu.stat, cpu.max, cpu.pressure of that
+ * directory) measures its share of the host instead of the whole host:
+ * usage_usec from cpu.stat; the allowance in CPUs from cpu.max ("max
+ * PERIOD" or "QUOTA PERIOD"; unlimited or unreadable: ncpu). The sample
+ * makes the cgroup look like a host of `allowance` CPUs: total = allowance
+ * x the monotonic clock, idle = total - usage, both in microseconds, so
+ * agent_capacity applies unchanged.
+ */
+int agent_cgroup_usage_parse(const char *cpu_stat, uint64_t *usage_usec);
+double agent_cgroup_allowance(const char *cpu_max, unsigned ncpu);
+void agent_cgroup_sample(uint64_t usage_usec, uint64_t mono_usec, double allowance,
+			 struct agent_cpu_sample *out);
+
+/*
  * Capacity weight 0..64 between two samples: 64 x idle share x (1 -
  * pressure share). A host with no time elapsed between the samples (or no
  * sample yet) reports full capacity. A busy host reports 0 only when it is

@@ -57,6 +57,40 @@ int agent_psi_parse(const char *pressure_cpu, double *some_avg10)
 	return 0;
 }
 
+int agent_cgroup_usage_parse(const char *cpu_stat, uint64_t *usage_usec)
+{
+	const char *p = strstr(cpu_stat, "usage_usec ");
+	char *end;
+
+	// Anchored at a line start: "usage_usec" is also a suffix of nothing
+	// else in cpu.stat today, but be strict.
+	if (!p || (p != cpu_stat && p[-1] != '\n'))
+		return -EINVAL;
+	p += strlen("usage_usec ");
+	*usage_usec = strtoull(p, &end, 10);
+	return end == p ? -EINVAL : 0;
+}
+
+double agent_cgroup_allowance(const char *cpu_max, unsigned ncpu)
+{
+	unsigned long long quota, period;
+
+	if (cpu_max && sscanf(cpu_max, "%llu %llu", &quota, &period) == 2 && period > 0 &&
+	    quota > 0) {
+		double cpus = (double)quota / (double)period;
+
+		return ncpu && cpus > ncpu ? ncpu : cpus;
+	}
+	return ncpu ? ncpu : 1; // "max PERIOD": no limit but the host's CPUs
+}
+
+void agent_cgroup_sample(uint64_t usage_usec, uint64_t mono_usec, double allowance,
+			 struct agent_cpu_sample *out)
+{
+	out->total = (uint64_t)((double)mono_usec * allowance);
+	out->idle = usage_usec < out->total ? out->total - usage_usec : 0;
+}
+
 uint8_t agent_capacity(const struct agent_cpu_sample *prev, const struct agent_cpu_sample *now,
 		       double psi_some_avg10)
 {
@@ -64,7 +98,11 @@ uint8_t agent_capacity(const struct agent_cpu_sample *prev, const struct agent_c
 
 	if (!prev || now->total <= prev->total)
 		return CASA_AGENT_CAPACITY_MAX;
-	idle = (double)(now->idle - prev->idle) / (double)(now->total - prev->total);
+	// A cgroup that ran past its allowance in a burst can make idle go
+	// backwards between samples: that is no idle time at all.
+	idle = now->idle > prev->idle ?
+		       (double)(now->idle - prev->idle) / (double)(now->total - prev->total) :
+		       0;
 	if (idle > 1)
 		idle = 1;
 	press = psi_some_avg10 / 100.0;

@@ -3,14 +3,15 @@
  * section 2; docs/agent-protocol.md).
  *
  *   casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE [-a sha256|md5]
- *                [-i KEY_ID]] [-N] [-v]
+ *                [-i KEY_ID]] [-c CGROUP_DIR] [-N] [-v]
  *
  * Connects to the Service Manager, registers as target NAME, and then:
  * plumbs each assigned VIP on the loopback interface with ARP suppressed
  * (layer-2 dispatch: direct server return; -N leaves plumbing to the
  * operator) and removes what it added on exit; reports readiness (Rdy:
  * listening sockets that accept VIP:port) on change and every keepalive;
- * reports load (capacity weight and QoS fraction) every keepalive; polls
+ * reports load (capacity weight and QoS fraction; with -c, of that cgroup v2
+ * directory rather than the whole host) every keepalive; polls
  * its VIP connections every second and reports the ended ones in batches;
  * sends its whole connection table after every registration (resync). It
  * reconnects with exponential backoff (1 s to 30 s) when the SM goes away
@@ -46,6 +47,7 @@ struct agent {
 	uint32_t sm;
 	uint16_t port;
 	const char *name;
+	const char *cgroup; /* measure this cgroup (v2 directory), not the host */
 	bool plumb, verbose;
 	struct casa_auth_ctx *auth;
 	struct casa_signer signer;
@@ -275,18 +277,48 @@ static int read_file(const char *path, char *buf, size_t cap)
 	return 0;
 }
 
+/* CPU time and pressure of the target's cgroup: the target's share when
+ * several targets (containers, the test bed's namespaces) share a host. */
+static void sample_cgroup(const struct agent *a, struct agent_cpu_sample *cpu, double *press)
+{
+	char path[512], text[4096];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	double allowance;
+	uint64_t usage;
+
+	snprintf(path, sizeof(path), "%s/cpu.max", a->cgroup);
+	allowance = agent_cgroup_allowance(read_file(path, text, sizeof(text)) == 0 ? text : NULL,
+					   ncpu > 0 ? (unsigned)ncpu : 1);
+	snprintf(path, sizeof(path), "%s/cpu.stat", a->cgroup);
+	if (read_file(path, text, sizeof(text)) == 0 && agent_cgroup_usage_parse(text, &usage) == 0)
+		agent_cgroup_sample(usage, now_ms() * 1000, allowance, cpu);
+	snprintf(path, sizeof(path), "%s/cpu.pressure", a->cgroup);
+	if (read_file(path, text, sizeof(text)) == 0)
+		agent_psi_parse(text, press);
+}
+
+static void sample_host(struct agent_cpu_sample *cpu, double *press)
+{
+	static char stat[65536], psi[512];
+
+	if (read_file("/proc/stat", stat, sizeof(stat)) == 0)
+		agent_cpu_parse(stat, cpu);
+	if (read_file("/proc/pressure/cpu", psi, sizeof(psi)) == 0)
+		agent_psi_parse(psi, press);
+}
+
 static void send_load(struct agent *a)
 {
-	static char stat[65536], snmp[8192], netstat[16384], psi[512];
+	static char snmp[8192], netstat[16384];
 	struct agent_cpu_sample cpu = a->cpu;
 	struct agent_tcp_sample tcp = a->tcp;
 	struct casa_agent_load l = { .capacity = CASA_AGENT_CAPACITY_MAX };
 	double press = 0;
 
-	if (read_file("/proc/stat", stat, sizeof(stat)) == 0)
-		agent_cpu_parse(stat, &cpu);
-	if (read_file("/proc/pressure/cpu", psi, sizeof(psi)) == 0)
-		agent_psi_parse(psi, &press);
+	if (a->cgroup)
+		sample_cgroup(a, &cpu, &press);
+	else
+		sample_host(&cpu, &press);
 	if (read_file("/proc/net/snmp", snmp, sizeof(snmp)) == 0)
 		agent_tcp_parse(snmp,
 				read_file("/proc/net/netstat", netstat, sizeof(netstat)) == 0 ?
@@ -298,16 +330,20 @@ static void send_load(struct agent *a)
 		l.qos = agent_qos(&a->tcp, &tcp);
 	}
 	l.active = a->n_conns;
-	l.cpu_idle =
-		cpu.total > a->cpu.total ?
-			(uint16_t)(1000 * (cpu.idle - a->cpu.idle) / (cpu.total - a->cpu.total)) :
-			1000;
+	l.cpu_idle = cpu.total > a->cpu.total ?
+			     (cpu.idle > a->cpu.idle ? (uint16_t)(1000 * (cpu.idle - a->cpu.idle) /
+								  (cpu.total - a->cpu.total)) :
+						       0) :
+			     1000;
 	if (l.cpu_idle > 1000)
 		l.cpu_idle = 1000;
 	l.pressure = (uint16_t)(press * 100);
 	a->cpu = cpu;
 	a->tcp = tcp;
 	a->have_samples = true;
+	if (a->verbose)
+		say(a, "load capacity %u qos %u idle %u.%u%% pressure %u.%02u%%", l.capacity, l.qos,
+		    l.cpu_idle / 10, l.cpu_idle % 10, l.pressure / 100, l.pressure % 100);
 	send_msg(a, casa_encode_agent_load(a->msg, sizeof(a->msg), &l));
 }
 
@@ -495,7 +531,7 @@ static struct casa_auth_ctx *key_load(const char *file, const char *alg, int id)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE"
-		   " [-a sha256|md5] [-i KEY_ID]] [-N] [-v]\n");
+		   " [-a sha256|md5] [-i KEY_ID]] [-c CGROUP_DIR] [-N] [-v]\n");
 }
 
 int main(int argc, char **argv)
@@ -507,7 +543,7 @@ int main(int argc, char **argv)
 	struct in_addr in;
 	int opt, key_id = 1;
 
-	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:Nvh")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:c:Nvh")) != -1) {
 		switch (opt) {
 		case 's':
 			sm = optarg;
@@ -526,6 +562,9 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			key_id = atoi(optarg);
+			break;
+		case 'c':
+			a.cgroup = optarg;
 			break;
 		case 'N':
 			a.plumb = false;

@@ -68,6 +68,32 @@ static void test_capacity(void)
 	CU_ASSERT_EQUAL(agent_capacity(&a, &idle, 100), 0);
 }
 
+/* A cgroup at its allowance has no idle time; half of it, half; a burst
+ * past the allowance (idle going backwards) is no idle time, not a wrap. */
+static void test_cgroup(void)
+{
+	struct agent_cpu_sample a, b, c, d;
+	uint64_t usage = 0;
+
+	CU_ASSERT_EQUAL(agent_cgroup_usage_parse("usage_usec 123456\nuser_usec 1\n", &usage), 0);
+	CU_ASSERT_EQUAL(usage, 123456);
+	CU_ASSERT_EQUAL(agent_cgroup_usage_parse("user_usec 1\nsystem_usec 2\n", &usage), -EINVAL);
+	CU_ASSERT_EQUAL(agent_cgroup_usage_parse("xusage_usec 5\n", &usage), -EINVAL);
+	CU_ASSERT_DOUBLE_EQUAL(agent_cgroup_allowance("max 100000\n", 2), 2.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(agent_cgroup_allowance("50000 100000\n", 2), 0.5, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(agent_cgroup_allowance("400000 100000\n", 2), 2.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(agent_cgroup_allowance(NULL, 0), 1.0, 1e-9);
+	// Two CPUs; one second between samples.
+	agent_cgroup_sample(0, 1000000, 2, &a);
+	agent_cgroup_sample(2000000, 2000000, 2, &b); // used both CPUs fully
+	CU_ASSERT_EQUAL(agent_capacity(&a, &b, 0), 0);
+	agent_cgroup_sample(1000000, 2000000, 2, &c); // used one of two
+	CU_ASSERT_EQUAL(agent_capacity(&a, &c, 0), 32);
+	agent_cgroup_sample(5000000, 3000000, 2, &d); // a burst past the allowance
+	CU_ASSERT_EQUAL(agent_capacity(&c, &d, 0), 0);
+	CU_ASSERT_EQUAL(agent_capacity(&a, &c, 50), 16);
+}
+
 static void test_qos(void)
 {
 	struct agent_tcp_sample a = { .out_segs = 1000, .retrans_segs = 10, .timeouts = 0 };
@@ -217,6 +243,7 @@ int main(void)
 	s = CU_add_suite("agent", NULL, NULL);
 	CU_add_test(s, "/proc parsers", test_parsers);
 	CU_add_test(s, "capacity weight from idle and pressure", test_capacity);
+	CU_add_test(s, "capacity of a target in its own cgroup", test_cgroup);
 	CU_add_test(s, "QoS fraction from retransmissions", test_qos);
 	CU_add_test(s, "readiness through sock_diag", test_listeners);
 	CU_add_test(s, "connection ends between two polls", test_conns_ended);

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# End to end: live weights from the targets' load (issue 5, "Load").
+# Each target runs in a cgroup of its own and its casalb-agent reports the
+# capacity weight of that cgroup (CPU idle share and pressure). The test:
+#   - sends 90 requests with every target idle: each gets some;
+#   - stresses t1's CPU (stress-ng inside t1's cgroup) until t1's agent
+#     reports a capacity under half, waits for the Service Manager's weight
+#     refresh (2 s on the test bed), and sends 90 more: t1's share falls
+#     below 70 % of an even share (under 21 of 90; about 14 expected at
+#     capacity 20 against 55), none fails;
+#   - stops the stress: once t1's agent reports most of its capacity back,
+#     t1's share recovers (at least 15 of 90).
+# Every wait is bounded; the test bed and the stress are always cleaned up.
+# Needs root.
+#
+# usage: test_load.sh SOURCE_ROOT BUILD_DIR
+set -uo pipefail
+src=$1
+export BUILD_DIR=$2
+export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-load.$$
+export TESTBED_DISPATCH=l2
+bed="$src/scripts/testbed.sh"
+fail=0
+stress_pid=
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: needs root for network namespaces"
+	exit 77
+fi
+cleanup()
+{
+	[ -n "$stress_pid" ] && kill "$stress_pid" 2>/dev/null
+	pkill -f "stress-ng --cpu 2 --timeout 60s" 2>/dev/null
+	bash "$bed" down
+}
+trap cleanup EXIT
+
+check()
+{
+	if eval "$2"; then
+		echo "ok   $1"
+	else
+		echo "FAIL $1"
+		fail=1
+	fi
+}
+
+# ask N: N requests; prints "t1 t2 t3 failures" counts.
+ask()
+{
+	local n=$1 body t1=0 t2=0 t3=0 bad=0
+	for _ in $(seq 1 "$n"); do
+		body=$(timeout 5 bash "$bed" exec client curl -s --max-time 3 "http://$vip/") || body=
+		case $body in
+		t1) t1=$((t1 + 1)) ;;
+		t2) t2=$((t2 + 1)) ;;
+		t3) t3=$((t3 + 1)) ;;
+		*) bad=$((bad + 1)) ;;
+		esac
+	done
+	echo "$t1 $t2 $t3 $bad"
+}
+
+# The capacity t1's agent reported last (its -v "load capacity N" lines).
+t1_capacity()
+{
+	sed -n 's/.*load capacity \([0-9]*\) .*/\1/p' "$state/agent-t1.log" | tail -1
+}
+
+# wait_capacity OP VALUE SECONDS: until t1's capacity OP VALUE (bounded).
+wait_capacity()
+{
+	local cap
+	for _ in $(seq 1 $(($3 * 5))); do
+		cap=$(t1_capacity)
+		if [ -n "$cap" ]; then
+			case $1 in
+			-lt) [ "$cap" -lt "$2" ] && return 0 ;;
+			-gt) [ "$cap" -gt "$2" ] && return 0 ;;
+			esac
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+timeout 90 bash "$bed" up || {
+	echo "FAIL test bed did not come up"
+	exit 1
+}
+vip=$(bash "$bed" status | sed -n 's/^vip=//p')
+state=$TESTBED_STATE
+if [ ! -s "$state/cgroup-t1" ]; then
+	echo "FAIL no cgroup v2 for the targets: agents can only measure the whole host"
+	exit 1
+fi
+cg=$(cat "$state/cgroup-t1")
+
+read -r t1 t2 t3 bad <<<"$(ask 90)"
+echo "idle targets:   t1=$t1 t2=$t2 t3=$t3 failures=$bad (t1 capacity $(t1_capacity))"
+check "every request answered, every target used" \
+	'[ "$bad" -eq 0 ] && [ "$t1" -gt 0 ] && [ "$t2" -gt 0 ] && [ "$t3" -gt 0 ]'
+
+# The stress joins t1's cgroup before it starts, so t1's agent sees it.
+bash "$bed" exec t1 bash -c "echo \$\$ >'$cg/cgroup.procs' && exec stress-ng --cpu 2 --timeout 60s -q" &
+stress_pid=$!
+check "t1's agent reported its capacity falling under 32" 'wait_capacity -lt 32 20'
+sleep 3 # the SM applies loads at its weight refresh (2 s here)
+read -r t1 t2 t3 bad <<<"$(ask 90)"
+echo "t1 stressed:    t1=$t1 t2=$t2 t3=$t3 failures=$bad (t1 capacity $(t1_capacity))"
+check "t1's share fell under 70 % of an even share, none failed" \
+	'[ "$bad" -eq 0 ] && [ "$t1" -lt 21 ]'
+
+kill "$stress_pid" 2>/dev/null
+wait "$stress_pid" 2>/dev/null
+stress_pid=
+pkill -f "stress-ng --cpu 2 --timeout 60s" 2>/dev/null
+# Pressure is a 10 s average: recovery takes a while (bounded).
+check "t1's agent reported its capacity back over 48" 'wait_capacity -gt 48 30'
+sleep 3
+read -r t1 t2 t3 bad <<<"$(ask 90)"
+echo "stress stopped: t1=$t1 t2=$t2 t3=$t3 failures=$bad (t1 capacity $(t1_capacity))"
+check "t1's share recovered, none failed" '[ "$bad" -eq 0 ] && [ "$t1" -ge 15 ]'
+exit "$fail"

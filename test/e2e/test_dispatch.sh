@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# End to end through the fast path: real curl on the client namespace, the
-# casalb appliance (DPDK over af_packet) in its own, three targets running
-# python3 http.server with the VIP on loopback (layer-2 dispatch, direct
-# server return). Asserts:
+# End to end through the fast path in one dispatch mode (l2 or gre): real
+# curl on the client namespace, behind the router; the casalb appliance
+# (DPDK over af_packet) in its own; three targets running python3
+# http.server with the VIP on loopback (direct server return) and a
+# casalb-agent (which, for GRE, decapsulates with its tc BPF program).
+# Asserts:
 #   - every request through the VIP succeeds (no failures);
 #   - the answers come from the targets in proportion to the weights 3:1:1
-#     (smooth weighted round robin: exact over whole cycles, +-1 otherwise);
-#   - the SYNs reached each target with the VIP as destination and the
-#     client as source (tshark on a target's link), i.e. layer 2, no NAT;
-#   - casalb counted the forwarded packets (fwd_l2 in its statistics);
+#     (smooth weighted round robin: exact over whole cycles);
+#   - on t1's link (tshark): l2: the SYNs arrive client -> VIP:80 unchanged
+#     (no NAT, only the MAC rewritten); gre: they arrive inside GRE, outer
+#     192.0.2.2 -> 192.0.2.21 protocol 47, inner client -> VIP:80;
+#   - casalb counted the forwarded packets (fwd_l2 or fwd_gre);
 #   - under load (wrk, 2 threads, 16 connections, 3 s) no request fails and
 #     the servers' own logs show each target's share within 20 % (relative)
 #     of its weight's (60/20/20 %).
 # Always tears the test bed down, also on failure. Needs root.
 #
-# usage: test_l2_dispatch.sh SOURCE_ROOT BUILD_DIR
+# usage: test_dispatch.sh SOURCE_ROOT BUILD_DIR l2|gre
 set -uo pipefail
 src=$1
 export BUILD_DIR=$2
-export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-l2.$$
+mode=${3:-l2}
+export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-$mode.$$
 export TESTBED_WEIGHTS="3 1 1"
-export TESTBED_DISPATCH=l2
+export TESTBED_DISPATCH=$mode
 # Configured weights only: the agents' loads would apply after 10 min.
 export TESTBED_WEIGHT_REFRESH=600
 bed="$src/scripts/testbed.sh"
@@ -56,7 +60,11 @@ vip=$(bash "$bed" status | sed -n 's/^vip=//p')
 
 # Capture SYNs on t1's link while the client works.
 cap=$TESTBED_STATE/t1.pcap
-timeout 30 bash "$bed" exec t1 tshark -q -i eth0 -w "$cap" -f "tcp dst port 80 and tcp[13] & 18 == 2" \
+case $mode in
+gre) filter="ip proto 47" ;;
+*) filter="tcp dst port 80 and tcp[13] & 18 == 2" ;;
+esac
+timeout 30 bash "$bed" exec t1 tshark -q -i eth0 -w "$cap" -f "$filter" \
 	>/dev/null 2>"$TESTBED_STATE/tshark.err" &
 cap_pid=$!
 # Bounded wait for the capture to be live ("Capturing on 'eth0'").
@@ -85,10 +93,20 @@ check "no failed request" '[ "$failures" -eq 0 ]'
 # 25 requests over a 3:1:1 cycle of 5: exactly 15, 5, 5.
 check "weights 3:1:1 followed" '[ "${seen[t1]:-0}" -eq 15 ] && [ "${seen[t2]:-0}" -eq 5 ] && [ "${seen[t3]:-0}" -eq 5 ]'
 
-syns=$(tshark -r "$cap" -T fields -e ip.src -e ip.dst -e tcp.dstport 2>/dev/null | sort | uniq -c)
-echo "SYNs seen on t1's link: $syns"
-check "t1 received SYNs client -> VIP:80 unchanged" \
-	'echo "$syns" | grep -qE "^ *15 203\.0\.113\.130[[:space:]]+$vip[[:space:]]+80$"'
+if [ "$mode" = gre ]; then
+	# Every GRE packet: outer and inner addresses, protocols, inner port,
+	# for the SYNs.
+	syns=$(tshark -r "$cap" -Y "tcp.flags.syn == 1 && tcp.flags.ack == 0" -T fields \
+		-e ip.src -e ip.dst -e ip.proto -e tcp.dstport 2>/dev/null | sort | uniq -c)
+	echo "GRE SYNs seen on t1's link: $syns"
+	check "t1 received SYNs in GRE 192.0.2.2 -> 192.0.2.21, inner client -> VIP:80" \
+		'echo "$syns" | grep -qE "^ *15 192\.0\.2\.2,203\.0\.113\.130[[:space:]]+192\.0\.2\.21,$vip[[:space:]]+47,6[[:space:]]+80$"'
+else
+	syns=$(tshark -r "$cap" -T fields -e ip.src -e ip.dst -e tcp.dstport 2>/dev/null | sort | uniq -c)
+	echo "SYNs seen on t1's link: $syns"
+	check "t1 received SYNs client -> VIP:80 unchanged" \
+		'echo "$syns" | grep -qE "^ *15 203\.0\.113\.130[[:space:]]+$vip[[:space:]]+80$"'
+fi
 
 # served T: requests target T's server has logged so far.
 served() { grep -c '"GET ' "$TESTBED_STATE/http-$1.log"; }
@@ -124,5 +142,5 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 grep "^worker" "$log" | tail -1
-check "casalb counted layer-2 forwards" 'grep "^worker" "$log" | tail -1 | grep -qE "fwd_l2=[1-9]"'
+check "casalb counted $mode forwards" 'grep "^worker" "$log" | tail -1 | grep -qE "fwd_$mode=[1-9]"'
 exit $fail

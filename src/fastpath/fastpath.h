@@ -210,7 +210,8 @@ int fp_affinity_add(const struct fp_flow *f, uint32_t target, uint32_t ttl_s);
 /* Delete (CASA TTL 0). -ENOENT when absent. Context: control. */
 int fp_affinity_del(const struct fp_flow *f);
 
-/* Look one up. -ENOENT when absent. Context: control. */
+/* Look one up without refreshing it (a look is not traffic): idle_ms is
+ * the entry's true idle time. -ENOENT when absent. Context: control. */
 int fp_affinity_find(const struct fp_flow *f, struct fp_affinity *out);
 
 /*
@@ -301,6 +302,64 @@ int fp_worker_stats_read(unsigned w, struct fp_worker_stats *out);
  * a static string; NULL past the end. Context: any. */
 unsigned fp_verdict_count(void);
 const char *fp_verdict_label(unsigned v);
+
+/*
+ * Zero what the displays count: from now on fp_worker_stats_read and the
+ * event counters of fp_affinity_stats (inserts, deletes, expiries, full)
+ * report what happened since this call. Nothing a worker writes is
+ * touched: the readings subtract a baseline taken here, so workers never
+ * race with it. Context: control.
+ */
+void fp_stats_clear(void);
+
+/* ---- tracing ---------------------------------------------------------------- */
+
+/* What a worker would do with a packet (fp_trace), step by step. */
+enum fp_trace_step {
+	FP_TRACE_NO_TABLES = 1, /* nothing published yet: dropped */
+	FP_TRACE_NOT_VIP,       /* the destination is no VIP: dropped */
+	FP_TRACE_NOT_L4,        /* a VIP, but neither TCP nor UDP: not balanced */
+	FP_TRACE_AFFINITY,      /* an affinity holds the flow: forwarded to its target */
+	FP_TRACE_NO_SERVICE,    /* a VIP with no service on this port: dropped */
+	FP_TRACE_PLACE,         /* a new flow: the selection table picks the target */
+	FP_TRACE_NO_TARGET,     /* a new flow, empty selection table: to control (RST) */
+	FP_TRACE_INTEREST,      /* not a new flow and no affinity: to control (the SM) */
+};
+
+struct fp_trace {
+	uint8_t step;        /* enum fp_trace_step */
+	const char *verdict; /* the counter the packet would land in (a verdict label) */
+	uint64_t generation; /* of the snapshot consulted; 0 when none */
+	/* The service matched (every step from AFFINITY on, when one exists). */
+	uint32_t service;      /* its published id; FP_TARGET_NONE: none */
+	uint16_t service_port; /* 0: the every-port wildcard matched */
+	uint32_t idle_s;       /* idle TTL a placement installs (0: the default) */
+	/* PLACE and NO_TARGET: the selection table a SYN uses. */
+	uint8_t sel_mode; /* enum fp_sel_mode */
+	uint32_t sel_size;
+	bool policy; /* a client-subnet policy's table, src/mask below */
+	uint32_t policy_src, policy_mask;
+	uint32_t sel_index; /* FP_SEL_HASH: the entry the 5-tuple picks */
+	/* FP_SEL_SEQUENCE: each worker walks the table from its own position;
+	 * next[w] is what worker w would pick now (RSS decides the worker). */
+	uint32_t next[FP_WORKERS_MAX];
+	unsigned n_workers;
+	struct fp_affinity aff; /* AFFINITY: the entry, its idle time as it was */
+	/* AFFINITY and PLACE: the target (for SEQUENCE, worker 0's pick) and how
+	 * it is reached; target_known false: the snapshot lacks it (dropped). */
+	uint32_t target;
+	bool target_known;
+	struct fp_target_desc dispatch;
+};
+
+/*
+ * Trace flow f (client -> VIP) with TCP flags through the worker's steps
+ * for a well-formed, unfragmented packet with TTL > 1, against the current
+ * snapshot and affinity table. Changes nothing: no affinity is refreshed
+ * or inserted and no round-robin position moves. Returns 0 (the answer is
+ * in *out) or -EINVAL. Context: control.
+ */
+int fp_trace(const struct fp_flow *f, uint8_t tcp_flags, struct fp_trace *out);
 
 /* MAC address of data port p. Context: control. */
 int fp_port_mac(uint16_t p, uint8_t mac[6]);

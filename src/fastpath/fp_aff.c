@@ -458,6 +458,43 @@ uint64_t fp_aff_lookup_bulk(struct fp_aff *t, const struct fp_aff_key *keys, uns
 	return hits;
 }
 
+/* Like find, but every slot is read whole under its seqlock and nothing is
+ * written: the slow path's shape, which is fine for control. */
+bool fp_aff_peek(const struct fp_aff *t, const struct fp_aff_key *key, struct fp_aff_val *val,
+		 uint32_t *last_ms)
+{
+	const struct fp_aff_bucket *bk[2];
+	struct words w;
+	uint64_t h;
+
+	key_words(key, &w);
+	h = mix(w.k0, w.k1);
+	bk[0] = &t->buckets[bucket1(t, h)];
+	bk[1] = &t->buckets[bucket2(t, h)];
+	for (unsigned attempt = 0; attempt < FP_AFF_READ_RETRIES; attempt++) {
+		uint64_t e = move_epoch(t);
+		bool busy = false;
+
+		for (unsigned i = 0; i < 2 * FP_AFF_BUCKET_SLOTS; i++) {
+			struct snap o;
+
+			if (!slot_read(&bk[i / FP_AFF_BUCKET_SLOTS]->slot[i % FP_AFF_BUCKET_SLOTS],
+				       &o)) {
+				busy = true;
+				continue;
+			}
+			if (o.k0 == w.k0 && o.k1 == w.k1) {
+				val_of(o.val, val);
+				*last_ms = o.last_ms;
+				return true;
+			}
+		}
+		if (!busy && move_quiet(t, e))
+			return false;
+	}
+	return false;
+}
+
 /* ---- writers -------------------------------------------------------------------------- */
 
 static inline void count_add(uint64_t *c, int64_t d)

@@ -100,6 +100,14 @@ bool fp_aff_lookup(struct fp_aff *t, const struct fp_aff_key *key, struct fp_aff
 int fp_aff_add(struct fp_aff *t, const struct fp_aff_key *key, const struct fp_aff_val *val,
 	       uint32_t now_ms, bool replace);
 
+/*
+ * Look key up without touching it: no last-seen refresh, so a control-side
+ * look (a trace, a display) never counts as traffic. Fills *val and the
+ * entry's last-seen time. True on a hit. Context: any; lock-free.
+ */
+bool fp_aff_peek(const struct fp_aff *t, const struct fp_aff_key *key, struct fp_aff_val *val,
+		 uint32_t *last_ms);
+
 /* Delete key (every copy). Returns 0 or -ENOENT. Context: any. */
 int fp_aff_del(struct fp_aff *t, const struct fp_aff_key *key);
 

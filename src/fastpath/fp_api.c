@@ -26,6 +26,9 @@ static struct {
 		struct fp_snapshot *snap;
 	} q[FP_RETIRED_MAX];
 	uint16_t ip_id; /* outer IP id of packets control forwards */
+	/* fp_stats_clear's baselines, subtracted from what readers get. */
+	struct fp_worker_stats worker_base[FP_WORKERS_MAX];
+	struct fp_table_stats aff_base;
 } api;
 
 /* ---- snapshots -------------------------------------------------------------------- */
@@ -111,23 +114,15 @@ static void view_to_affinity(const struct fp_aff_entry_view *e, uint32_t now, st
 
 int fp_affinity_find(const struct fp_flow *f, struct fp_affinity *out)
 {
-	struct fp_aff_key k;
-	struct fp_aff_val v;
-	uint32_t now = fp_now_ms();
+	struct fp_aff_entry_view e;
 
 	if (!fp_state.aff)
 		return -ENODEV;
-	fp_flow_key(f, &k);
-	// A control lookup must not count as traffic: look up with the entry's
-	// own clock by walking is too slow, so refresh is accepted here; the
-	// idle time reported is then 0. fp_affinity_walk reports true idle times.
-	if (!fp_aff_lookup(fp_state.aff, &k, &v, now))
+	fp_flow_key(f, &e.key);
+	// A control lookup must not count as traffic: peek, no refresh.
+	if (!fp_aff_peek(fp_state.aff, &e.key, &e.val, &e.last_ms))
 		return -ENOENT;
-	out->flow = *f;
-	out->target = v.target;
-	out->flags = v.flags;
-	out->ttl_s = v.ttl_s;
-	out->idle_ms = 0;
+	view_to_affinity(&e, fp_now_ms(), out);
 	return 0;
 }
 
@@ -163,6 +158,13 @@ unsigned fp_affinity_expire(uint64_t *cursor, unsigned buckets)
 	return fp_aff_expire(fp_state.aff, cursor, buckets, fp_now_ms());
 }
 
+/* A counter's growth since a baseline (counters only grow; a reading that
+ * overlaps fp_stats_clear never goes negative). */
+static uint64_t since(uint64_t now, uint64_t base)
+{
+	return now >= base ? now - base : 0;
+}
+
 void fp_affinity_stats(struct fp_table_stats *s)
 {
 	struct fp_aff_stats a;
@@ -174,10 +176,10 @@ void fp_affinity_stats(struct fp_table_stats *s)
 	s->count = a.count;
 	s->capacity = a.capacity;
 	s->slots = a.slots;
-	s->inserts = a.inserts;
-	s->deletes = a.deletes;
-	s->expiries = a.expiries;
-	s->full = a.full;
+	s->inserts = since(a.inserts, api.aff_base.inserts);
+	s->deletes = since(a.deletes, api.aff_base.deletes);
+	s->expiries = since(a.expiries, api.aff_base.expiries);
+	s->full = since(a.full, api.aff_base.full);
 	s->mem_bytes = a.mem_bytes;
 }
 
@@ -300,6 +302,21 @@ int fp_tx_frame(uint16_t port, const void *frame, uint32_t len)
 
 /* ---- statistics -------------------------------------------------------------------- */
 
+_Static_assert(sizeof(struct fp_worker_stats) % sizeof(uint64_t) == 0,
+	       "fp_worker_stats is made of 64-bit counters");
+
+/* Every counter of s minus its baseline. */
+static void stats_since(struct fp_worker_stats *s, const struct fp_worker_stats *base)
+{
+	uint64_t c[sizeof(*s) / sizeof(uint64_t)], b[sizeof(*s) / sizeof(uint64_t)];
+
+	memcpy(c, s, sizeof(c));
+	memcpy(b, base, sizeof(b));
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		c[i] = since(c[i], b[i]);
+	memcpy(s, c, sizeof(c));
+}
+
 int fp_worker_stats_read(unsigned w, struct fp_worker_stats *out)
 {
 	if (w >= fp_state.n_workers)
@@ -307,7 +324,19 @@ int fp_worker_stats_read(unsigned w, struct fp_worker_stats *out)
 	// Each counter is an aligned 64-bit word written by one worker: a copy
 	// may mix two bursts' values, never a torn number.
 	memcpy(out, &fp_state.workers[w].stats, sizeof(*out));
+	if (w < FP_WORKERS_MAX)
+		stats_since(out, &api.worker_base[w]);
 	return 0;
+}
+
+void fp_stats_clear(void)
+{
+	for (unsigned w = 0; w < fp_state.n_workers && w < FP_WORKERS_MAX; w++)
+		memcpy(&api.worker_base[w], &fp_state.workers[w].stats, sizeof(api.worker_base[w]));
+	if (fp_state.aff) {
+		memset(&api.aff_base, 0, sizeof(api.aff_base));
+		fp_affinity_stats(&api.aff_base);
+	}
 }
 
 unsigned fp_verdict_count(void)
@@ -341,4 +370,6 @@ void fp_api_fini(void)
 	api.n = 0;
 	fp_tables_free(fp_state.snap);
 	fp_state.snap = NULL;
+	memset(api.worker_base, 0, sizeof(api.worker_base));
+	memset(&api.aff_base, 0, sizeof(api.aff_base));
 }

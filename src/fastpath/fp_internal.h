@@ -103,6 +103,17 @@ static inline bool fp_tables_is_vip(const struct fp_snapshot *s, uint32_t addr)
 	}
 }
 
+/* The selection table a new flow from src uses: the first client-subnet
+ * policy covering src, else the service's own. Context: worker or control. */
+static inline const struct fp_sel_rt *fp_tables_select(const struct fp_service_rt *svc,
+						       uint32_t src)
+{
+	for (uint32_t i = 0; i < svc->n_policies; i++)
+		if ((src & svc->policies[i].mask) == svc->policies[i].src)
+			return &svc->policies[i].sel;
+	return &svc->sel;
+}
+
 /* Build a snapshot from d; NULL with *err on a bad description. port_macs
  * gives each port's MAC (for src_mac), gw for GRE next hops. Context:
  * control. Allocates with rte_malloc when EAL runs, else malloc (tests). */
@@ -142,7 +153,9 @@ struct fp_worker {
 	uint64_t expire_cursor, expire_first, expire_end; /* affinity buckets */
 	uint64_t frag_cursor;
 	struct fp_worker_stats stats;
-	uint32_t *rr;      /* per-service round-robin position (FP_SERVICES_MAX) */
+	/* Per-service round-robin position (FP_SERVICES_MAX): written by the
+	 * worker, read by fp_trace on control; relaxed atomics (plain moves). */
+	uint32_t *rr;
 	uint32_t *gre_seq; /* per-target RFC 2890 sequence (FP_TARGETS_MAX) */
 	unsigned n_held;
 	struct fp_frag_held held[FP_FRAG_STASH];

@@ -308,14 +308,6 @@ static enum fp_step classify(struct fp_worker *w, const struct fp_snapshot *s, s
 
 /* ---- second pass: affinity hits and misses ---------------------------------- */
 
-static const struct fp_sel_rt *select_table(const struct fp_service_rt *svc, uint32_t src)
-{
-	for (uint32_t i = 0; i < svc->n_policies; i++)
-		if ((src & svc->policies[i].mask) == svc->policies[i].src)
-			return &svc->policies[i].sel;
-	return &svc->sel;
-}
-
 static uint32_t select_target(struct fp_worker *w, const struct fp_snapshot *s,
 			      const struct fp_service_rt *svc, const struct fp_sel_rt *sel,
 			      const struct fp_aff_key *k)
@@ -327,8 +319,9 @@ static uint32_t select_target(struct fp_worker *w, const struct fp_snapshot *s,
 	} else {
 		uint32_t *rr = &w->rr[svc - s->services];
 
-		i = *rr % sel->n;
-		*rr = i + 1;
+		// Relaxed atomics: fp_trace reads the position from control.
+		i = __atomic_load_n(rr, __ATOMIC_RELAXED) % sel->n;
+		__atomic_store_n(rr, i + 1, __ATOMIC_RELAXED);
 	}
 	return sel->ids[i];
 }
@@ -346,7 +339,7 @@ static bool is_new_flow(const struct fp_pkt *p)
 static void place(struct fp_worker *w, const struct fp_snapshot *s, struct fp_job *j,
 		  const struct fp_service_rt *svc, const struct fp_aff_key *k, uint16_t in_port)
 {
-	const struct fp_sel_rt *sel = select_table(svc, j->pkt.flow.src);
+	const struct fp_sel_rt *sel = fp_tables_select(svc, j->pkt.flow.src);
 	struct fp_aff_val val;
 	uint32_t target;
 	int rc;

@@ -717,6 +717,60 @@ static int suite_fini(void)
 	return 0;
 }
 
+/* fp_trace: the worker's steps against the published tables, read-only;
+ * fp_stats_clear: readings start again from 0. */
+static void test_trace_and_clear(void)
+{
+	struct fp_flow f = { CLIENT, VIP, 4000, 23, 6 }, down = { CLIENT, VIP_DOWN, 4000, 80, 6 },
+		       udp = { CLIENT, VIP_UDP, 4000, 53, 17 },
+		       not_vip = { CLIENT, TARGET, 1, 23, 6 };
+	struct fp_worker_stats before, after;
+	struct fp_table_stats ts;
+	struct fp_affinity a;
+	struct fp_trace t;
+
+	publish(sel_gre);
+	drain();
+	fp_affinity_del(&f);
+	CU_ASSERT_EQUAL(fp_worker_stats_read(0, &before), 0);
+	CU_ASSERT_EQUAL(fp_trace(&f, 0x02, &t), 0);
+	CU_ASSERT_EQUAL(t.step, FP_TRACE_PLACE);
+	CU_ASSERT_STRING_EQUAL(t.verdict, "fwd_gre");
+	CU_ASSERT(t.service == 1 && t.service_port == 23 && t.sel_mode == FP_SEL_SEQUENCE);
+	CU_ASSERT(t.sel_size == 1 && t.n_workers == 1 && t.next[0] == T_GRE);
+	CU_ASSERT(t.target == T_GRE && t.target_known && t.dispatch.tunnel == TARGET);
+	CU_ASSERT_EQUAL(fp_affinity_find(&f, &a), -ENOENT); // nothing inserted
+	CU_ASSERT_EQUAL(fp_trace(&f, 0x10, &t), 0);
+	CU_ASSERT(t.step == FP_TRACE_INTEREST && strcmp(t.verdict, "interest_to_control") == 0);
+	CU_ASSERT_EQUAL(fp_affinity_add(&f, T_L2, 900), 0);
+	CU_ASSERT_EQUAL(fp_trace(&f, 0x10, &t), 0);
+	CU_ASSERT(t.step == FP_TRACE_AFFINITY && t.target == T_L2 && t.aff.ttl_s == 900);
+	CU_ASSERT_STRING_EQUAL(t.verdict, "fwd_l2");
+	CU_ASSERT_EQUAL(fp_affinity_del(&f), 0);
+	CU_ASSERT(fp_trace(&not_vip, 0x02, &t) == 0 && t.step == FP_TRACE_NOT_VIP);
+	CU_ASSERT_STRING_EQUAL(t.verdict, "drop_not_ours");
+	f.dport = 81;
+	CU_ASSERT(fp_trace(&f, 0x02, &t) == 0 && t.step == FP_TRACE_NO_SERVICE);
+	CU_ASSERT(fp_trace(&down, 0x02, &t) == 0 && t.step == FP_TRACE_NO_TARGET);
+	CU_ASSERT_STRING_EQUAL(t.verdict, "no_target_to_control");
+	CU_ASSERT(fp_trace(&udp, 0, &t) == 0 && t.step == FP_TRACE_PLACE);
+	CU_ASSERT(t.sel_mode == FP_SEL_HASH && t.sel_index == 0 && t.target == T_GRE);
+	udp.proto = 1;
+	CU_ASSERT(fp_trace(&udp, 0, &t) == 0 && t.step == FP_TRACE_NOT_L4);
+	CU_ASSERT_EQUAL(fp_trace(NULL, 0, &t), -EINVAL);
+	CU_ASSERT_EQUAL(fp_worker_stats_read(0, &after), 0);
+	CU_ASSERT(memcmp(&before, &after, sizeof(before)) == 0); // a trace counts nothing
+	fp_stats_clear();
+	CU_ASSERT_EQUAL(fp_worker_stats_read(0, &after), 0);
+	CU_ASSERT(after.rx_pkts == 0 && after.loops == 0 && after.verdict[FP_V_FWD_GRE] == 0);
+	fp_affinity_stats(&ts);
+	CU_ASSERT(ts.inserts == 0 && ts.deletes == 0);
+	CU_ASSERT_EQUAL(fp_affinity_add(&f, T_GRE, 900), 0);
+	fp_affinity_stats(&ts);
+	CU_ASSERT_EQUAL(ts.inserts, 1);
+	fp_affinity_del(&f);
+}
+
 int main(void)
 {
 	static const struct fpt_case cases[] = {
@@ -736,6 +790,7 @@ int main(void)
 		{ "SYN for a service without targets", test_no_target_goes_to_control },
 		{ "a bad publish keeps the running tables", test_publish_rejects_bad_tables },
 		{ "full affinity table", test_full_table },
+		{ "trace a packet, clear counters", test_trace_and_clear },
 	};
 
 	return fpt_run("fastpath_ring", suite_init, suite_fini, cases,

@@ -233,6 +233,39 @@ static void test_basics(void)
 	free(mem);
 }
 
+/* Peek: the value and the last-seen time, never refreshed; a lookup
+ * refreshes. Every key of a well-filled table is found by peek. */
+static void test_peek(void)
+{
+	void *mem;
+	struct fp_aff *t = table_new(1000, &mem);
+	struct fp_aff_key k = key_of(1), other = key_of(2);
+	struct fp_aff_val v = { .target = 7, .flags = 1, .ttl_s = 900 }, got;
+	uint32_t last = 0;
+	unsigned found = 0;
+
+	CU_ASSERT_FALSE(fp_aff_peek(t, &k, &got, &last));
+	CU_ASSERT_EQUAL(fp_aff_add(t, &k, &v, 1000, false), 0);
+	CU_ASSERT(fp_aff_peek(t, &k, &got, &last) && got.target == 7 && last == 1000);
+	CU_ASSERT(fp_aff_peek(t, &k, &got, &last) && last == 1000); // no refresh
+	CU_ASSERT_FALSE(fp_aff_peek(t, &other, &got, &last));
+	CU_ASSERT(fp_aff_lookup(t, &k, &got, 9000));
+	CU_ASSERT(fp_aff_peek(t, &k, &got, &last) && last == 9000);
+	for (uint32_t i = 10; i < 810; i++) {
+		struct fp_aff_key ki = key_of(i);
+
+		v.target = i;
+		CU_ASSERT_EQUAL(fp_aff_add(t, &ki, &v, 0, false), 0);
+	}
+	for (uint32_t i = 10; i < 810; i++) {
+		struct fp_aff_key ki = key_of(i);
+
+		found += fp_aff_peek(t, &ki, &got, &last) && got.target == i;
+	}
+	CU_ASSERT_EQUAL(found, 800);
+	free(mem);
+}
+
 struct key_list {
 	unsigned n;
 	struct fp_aff_key keys[16];
@@ -891,6 +924,7 @@ int main(void)
 		{ "arguments and sizing", test_arguments },
 		{ "init over any content", test_init_any_content },
 		{ "add, lookup, replace, mark, delete", test_basics },
+		{ "peek: no refresh, every key found", test_peek },
 		{ "every key byte counts", test_key_bytes },
 		{ "bulk lookup", test_bulk },
 		{ "fill 10 k, then past capacity", test_fill_10k },

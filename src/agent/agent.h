@@ -15,13 +15,18 @@
  * Parsers take the file's text, so tests feed them fixtures. Room: libc,
  * casa.h and libbpf only. Functions return 0 or -errno unless they say
  * otherwise; none allocates or keeps state.
+ *
+ * The second part (agent_gre.c) decapsulates the LB's GRE on this host
+ * with a tc ingress BPF program; see its section below.
  */
 #ifndef AGENT_H
 #define AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_gre.h"
 #include "casa.h"
 
 /* Aggregate CPU time from /proc/stat's "cpu " line, in clock ticks. */
@@ -107,5 +112,66 @@ unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_befo
 int agent_conns_watch_open(void);
 int agent_conns_watch_read(int fd, const struct casa_agent_service *svc, unsigned n_svc,
 			   struct casa_agent_conn *out, unsigned max);
+
+/* ---- GRE decapsulation (agent_gre.c, agent_gre.bpf.c) ----------------------
+ *
+ * The LB forwards a client's packet to this host inside GRE (RFC 2784,
+ * optional RFC 2890 key and sequence number) addressed to one of this
+ * host's tunnel endpoints. A BPF program at the interface's tc ingress hook
+ * removes the outer IPv4 and GRE headers when the outer destination is a
+ * configured endpoint and the inner destination a configured VIP, so the
+ * client's packet reaches the VIP on lo as if it had arrived plain; no GRE
+ * module or tunnel device is needed. Counters and rules: agent_gre.h and
+ * docs/agent-gre.md.
+ *
+ * Context: the agent's main thread. Each call makes system calls (bpf,
+ * rtnetlink) and may block briefly; none is thread-safe on one handle.
+ * Needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN.
+ */
+
+/* What the program accepts. Addresses and key in host order. */
+struct agent_gre_conf {
+	const uint32_t *endpoints; /* this host's tunnel endpoint addresses */
+	unsigned n_endpoints;      /* 1..AGENT_GRE_MAX_ENDPOINTS */
+	const uint32_t *vips;      /* VIPs to decapsulate for; more with agent_gre_vip_add */
+	unsigned n_vips;           /* 0..AGENT_GRE_MAX_VIPS */
+	bool key_set;              /* only GRE carrying this key (K bit); others dropped */
+	uint32_t key;              /* as the LB's configuration writes it */
+};
+
+struct agent_gre;
+
+/*
+ * Load the embedded program, fill its maps from conf, and attach it at the
+ * tc ingress hook of ifname (creating a clsact qdisc if there is none).
+ * The filter has a fixed handle and priority, so attaching again, from
+ * this process or after an agent that died attached, replaces it rather
+ * than adding a second. ifname NULL loads without attaching (to drive the
+ * program with BPF_PROG_TEST_RUN through agent_gre_prog_fd, or to check
+ * that the kernel accepts it). Returns the handle, or NULL with errno set
+ * and a one-line message in err (errlen bytes; err may be NULL).
+ */
+struct agent_gre *agent_gre_attach(const char *ifname, const struct agent_gre_conf *conf, char *err,
+				   size_t errlen);
+
+/*
+ * Remove the filter if it is still ours, then the clsact qdisc if we
+ * created it and nothing else is attached to it; unload the program and
+ * free g, whatever happens. Call it in the network namespace of the
+ * attach. g NULL is a no-op. Returns 0 or the first -errno.
+ */
+int agent_gre_detach(struct agent_gre *g);
+
+/* Add or remove a VIP (host order) while attached. -E2BIG when
+ * AGENT_GRE_MAX_VIPS are there; del of an absent VIP: -ENOENT. */
+int agent_gre_vip_add(struct agent_gre *g, uint32_t vip);
+int agent_gre_vip_del(struct agent_gre *g, uint32_t vip);
+
+/* The counters since load, summed over CPUs, indexed by enum
+ * agent_gre_counter (names: agent_gre_counter_name). 0 or -errno. */
+int agent_gre_counters(const struct agent_gre *g, uint64_t out[AGENT_GRE_N_COUNTERS]);
+
+/* The program's descriptor, owned by g (for BPF_PROG_TEST_RUN). */
+int agent_gre_prog_fd(const struct agent_gre *g);
 
 #endif /* AGENT_H */

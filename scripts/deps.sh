@@ -25,8 +25,14 @@ CASALB_DEPS=(
 	dpdk-dev           # fast path
 	libdpdk-dev
 	libconfig-dev # control: configuration files
+	libcli-dev    # control: the admin console (Telnet-style sessions)
+	expect        # e2e: drives a real telnet session on the console
+	telnet        # e2e: the console's client
+	libmicrohttpd-dev # control: the metrics endpoint (HTTP)
+	prometheus        # promtool and the server for the metrics e2e test
 	liburcu-dev   # fast path and control: RCU publication of tables
 	libbpf-dev    # agent and xdp: BPF loaders
+	bpftool       # agent: the GRE program's libbpf skeleton (bpftool gen skeleton)
 	iproute2      # test bed: ip netns, veth
 	ethtool       # test bed: checksum offloads off on veths
 	curl          # test bed and e2e: real HTTP clients

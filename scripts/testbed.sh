@@ -22,7 +22,8 @@
 # everything, even after a failed up. up reserves 128 hugepages for casalb
 # (down gives them back); when the kernel refuses, casalb runs --no-huge.
 # status prints key=value lines: vip=, port=, nodes=, dispatch=, lb_pid=,
-# lb_log=, lb_conf=, console=, console_node=, metrics=, state=; agent logs
+# lb_log=, lb_conf=, console=, console_node=, console_password=,
+# console_enable_password=, metrics=, state=; agent logs
 # are agent-tN.log beside lb_log.
 #
 # Environment:
@@ -46,6 +47,8 @@ vip=203.0.113.10
 port=80
 targets=(t1 t2 t3)
 sm_addr=198.51.100.1
+console_password="casalb-console" # test bed only, not a secret
+console_enable="casalb-enable"
 read -r -a weights <<<"${TESTBED_WEIGHTS:-1 1 1}"
 
 ns() { echo "$prefix-$1"; }
@@ -285,7 +288,9 @@ write_conf()
 		# Loads apply every 2 s by default (60 in production), so the load
 		# test waits less.
 		echo "service_manager = { address = \"$sm_addr\"; weight_refresh = $refresh; };"
-		echo "console = { address = \"$sm_addr\"; port = 2323; };"
+		# Off loopback the console needs a password (docs/console.md).
+		echo "console = { address = \"$sm_addr\"; port = 2323; password = \"$console_password\";"
+		echo "  enable_password = \"$console_enable\"; };"
 		echo "metrics = { address = \"$sm_addr\"; port = 9637; };"
 		echo "agents = { required = true; keepalive = 1; timeout = 5; };"
 		echo "targets = ("
@@ -374,6 +379,8 @@ status()
 	echo "lb_conf=$state/lb.conf"
 	echo "console=$sm_addr:2323"
 	echo "console_node=lb"
+	echo "console_password=$console_password"
+	echo "console_enable_password=$console_enable"
 	echo "metrics=http://$sm_addr:9637/metrics"
 	echo "state=$state"
 }
@@ -391,7 +398,7 @@ exec)
 	in_ns "$@"
 	;;
 *)
-	sed -n '4,36s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '4,37s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 	;;
 esac

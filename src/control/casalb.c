@@ -146,7 +146,8 @@ static void control_turn(struct app *a)
 		ctl_agent_run(a->agent, now, wall);
 	if (pfd[2].revents)
 		ctl_console_run(a->console, now);
-	if (pfd[3].revents)
+	// libmicrohttpd also runs when its timeout is due (idle connections).
+	if (pfd[3].revents || ctl_metrics_due(a->metrics, now))
 		ctl_metrics_run(a->metrics, now);
 	do {
 		n = fp_event_poll(ev, 64);

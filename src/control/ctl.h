@@ -88,6 +88,22 @@ struct ctl_listener_conf {
 	uint16_t port;
 };
 
+#define CTL_SECRET_MAX 128 /* console passwords: 1..127 octets */
+#define CTL_CONSOLE_SESSIONS_MAX 32
+#define CTL_WEIGHT_MAX 1000000 /* a target's configured weight */
+
+/* Who may use the admin console (docs/console.md). A password comes from
+ * the file (its first line) or inline; "" means none: allowed only on a
+ * loopback address. Never printed: -n -v shows "********" or the file. */
+struct ctl_console_conf {
+	char password[CTL_SECRET_MAX];
+	char password_file[256];
+	char enable_password[CTL_SECRET_MAX]; /* "": see docs/console.md */
+	char enable_password_file[256];
+	uint32_t sessions;       /* concurrent sessions, default 4 */
+	uint32_t idle_timeout_s; /* default 600; 0: never */
+};
+
 struct ctl_target {
 	char name[CTL_NAME_MAX];
 	struct fp_target_desc fp; /* id = index in ctl_conf.targets */
@@ -119,6 +135,7 @@ struct ctl_conf {
 	struct ctl_agent_conf agents;
 	struct ctl_backup_conf backup;
 	struct ctl_listener_conf console; /* default 127.0.0.1:2323 */
+	struct ctl_console_conf console_access;
 	struct ctl_listener_conf metrics; /* default 127.0.0.1:9637 */
 	struct ctl_target *targets;
 	unsigned n_targets;
@@ -215,6 +232,7 @@ struct ctl_sm_counters {
 	uint64_t targets_down;                 /* transitions to down */
 	uint64_t weight_refreshes, publishes;
 	uint64_t vcrt_full;
+	uint64_t withdraws_lost; /* a deleted port's TTL-0 wildcard did not fit */
 };
 
 /* One DPT row (netstat VDPT): a service port's target. */
@@ -228,9 +246,10 @@ struct ctl_dpt_row {
 	uint64_t active;
 	uint8_t capacity;   /* WLM-like 0..64, as applied */
 	double qos;         /* fraction 0..1, as applied */
-	uint32_t weight;    /* configured */
+	uint32_t weight;    /* configured (live: the console may change it) */
 	uint32_t effective; /* as used for placement */
 	bool healthy;
+	bool quiesced; /* the operator stopped new connections to it */
 };
 
 /* One VCRT row (netstat VCRT). */
@@ -318,6 +337,56 @@ unsigned ctl_sm_dpt_count(const struct ctl_sm *sm);
 unsigned ctl_sm_conn_walk(const struct ctl_sm *sm, uint64_t *cursor, unsigned max,
 			  int (*fn)(const struct ctl_conn_row *r, void *arg), void *arg);
 
+/*
+ * Live changes (the console, a reload). The configuration the SM points to
+ * is never written; the SM keeps what changed on top of it: the ports each
+ * service distributes, each target's configured weight, quiesced targets.
+ * Each change takes effect at once (tables dirty, wildcards and SERVICES
+ * re-sent). Context: control.
+ *
+ * port_add: service (index into c->services) distributes port too. 0,
+ * -ENOENT (no such service), -EEXIST, -EADDRINUSE (another service has
+ * that VIP, port and protocol), -ENOSPC (CTL_PORTS_PER_SERVICE per service
+ * or FP_SERVICES_MAX in all), -ENOMEM.
+ * port_del: no new connection on it and its wildcard is withdrawn (TTL 0),
+ * while connections in the VCRT keep working until they end (seed 5.6.4:
+ * "existing connections are maintained"). -ENOENT, -EBUSY (the service's
+ * last port: a service has one at least, as in the file).
+ */
+int ctl_sm_port_add(struct ctl_sm *sm, unsigned service, uint16_t port);
+int ctl_sm_port_del(struct ctl_sm *sm, unsigned service, uint16_t port);
+/* The ports service distributes now, in order; returns how many (<= max). */
+unsigned ctl_sm_service_ports(const struct ctl_sm *sm, unsigned service, uint16_t *ports,
+			      unsigned max);
+/* Quiesce target (no new connections, existing ones drain; seed 5.6.5) or
+ * resume it. 0 or -ENOENT. */
+int ctl_sm_target_quiesce(struct ctl_sm *sm, uint32_t target, bool quiesce);
+/* Set target's configured weight (0..CTL_WEIGHT_MAX). -ENOENT, -ERANGE. */
+int ctl_sm_weight_set(struct ctl_sm *sm, uint32_t target, uint32_t weight);
+
+/* A target as the displays show it. */
+struct ctl_target_row {
+	uint32_t weight; /* configured, live */
+	bool quiesced, healthy, agent_live, registered_once;
+	uint8_t capacity; /* as applied */
+	double qos;       /* as applied */
+	uint64_t active;  /* its connections in the VCRT */
+};
+int ctl_sm_target_get(const struct ctl_sm *sm, uint32_t target, struct ctl_target_row *out);
+
+/* Zero the SM's counters and the DPT's TotalConn (clear counters). */
+void ctl_sm_counters_clear(struct ctl_sm *sm);
+
+/* Service port sp is distributed now (false: withdrawn, draining). */
+bool ctl_sm_sp_active(const struct ctl_sm *sm, unsigned sp);
+/* Connections in the VCRT on sp. */
+uint64_t ctl_sm_sp_conns(const struct ctl_sm *sm, unsigned sp);
+/* Changes whenever the set of active service ports changes: CASA then
+ * advertises again, the agent server re-sends SERVICES. */
+uint64_t ctl_sm_sp_generation(const struct ctl_sm *sm);
+/* Wildcards of deleted ports to withdraw (dst, dport, proto), up to max. */
+unsigned ctl_sm_withdrawn_take(struct ctl_sm *sm, struct fp_flow *out, unsigned max);
+
 /* ---- fast connection reset (ctl_rst.c) ------------------------------------------ */
 
 /*
@@ -354,14 +423,20 @@ struct ctl_fa_row {
 	uint64_t stats[CTL_FA_STATS]; /* the FA's last report, by counter id */
 };
 
+/* Received messages counted by type: index i of rx_types is the type
+ * ctl_casa_rx_label(i) names ("wildcard", ..., "other"). */
+#define CTL_CASA_RX_TYPES 8
+
 struct ctl_casa_counters {
-	uint64_t rx, drops[32]; /* drops by enum casa_err (decode and auth) */
+	uint64_t rx, drops[32];               /* drops by enum casa_err (decode and auth) */
+	uint64_t rx_types[CTL_CASA_RX_TYPES]; /* accepted messages (rx) by type */
 	uint64_t wildcards_sent, fixed_sent, deletes_sent, hello_acks_sent, tx_errors;
 	uint64_t interest_denied, interest_unparsable, forward_errors, affinity_full;
 	uint64_t resets_sent, resets_limited;
 	uint64_t local_interest, local_other;
 	uint64_t tickles, tickle_closing, peer_sm_msgs, unexpected;
 	uint64_t fa_full, fa_expired, hello_stale, stats_unknown;
+	uint64_t wildcard_deletes_sent; /* TTL-0 wildcards of deleted ports */
 };
 
 /* Open the CASA socket (bound to sm.addr:sm.port; multicast from sm.addr
@@ -386,6 +461,10 @@ void ctl_casa_tick(struct ctl_casa *x, uint64_t now_ms, uint32_t wall);
 void ctl_casa_wildcards_now(struct ctl_casa *x);
 
 const struct ctl_casa_counters *ctl_casa_counters(const struct ctl_casa *x);
+/* Zero them (clear counters); the FA registry is kept. */
+void ctl_casa_counters_clear(struct ctl_casa *x);
+/* The metric label of rx_types[i] (a static string); NULL past the end. */
+const char *ctl_casa_rx_label(unsigned i);
 unsigned ctl_casa_fas(const struct ctl_casa *x, const struct ctl_fa_row **rows);
 /* The authentication context and signer (the agent server shares them). */
 struct casa_auth_ctx *ctl_casa_auth(struct ctl_casa *x);
@@ -422,6 +501,7 @@ void ctl_agent_run(struct ctl_agent *a, uint64_t now_ms, uint32_t wall);
 /* Keepalives out, silent sessions closed (their targets down). */
 void ctl_agent_tick(struct ctl_agent *a, uint64_t now_ms, uint32_t wall);
 const struct ctl_agent_counters *ctl_agent_counters(const struct ctl_agent *a);
+void ctl_agent_counters_clear(struct ctl_agent *a);
 unsigned ctl_agent_sessions(const struct ctl_agent *a, struct ctl_agent_row *out, unsigned max);
 
 /* ---- output sink (ctl_out.c) ------------------------------------------------------ */
@@ -493,16 +573,83 @@ struct ctl_metrics;
  * listener is disabled). v must outlive the object; handlers read and
  * change the running appliance through it on the control thread only.
  * NULL with *err on failure. */
+/*
+ * The console (docs/console.md): libcli sessions, one thread each (at most
+ * console.sessions), that never touch the appliance: their commands are
+ * queued and run by ctl_console_run on the control thread. create refuses
+ * a console off loopback without a password ("console A:P: ..." in *err).
+ * destroy releases waiting sessions, shuts their sockets down and joins
+ * their threads; destroy(NULL) does nothing.
+ */
 struct ctl_console *ctl_console_create(struct ctl_view *v, char *err, size_t errlen);
 void ctl_console_destroy(struct ctl_console *k);
-/* A descriptor that polls readable when ctl_console_run has work; -1: none. */
+/* An epoll descriptor (listener, wake-ups, a 1 s timer) that polls
+ * readable when ctl_console_run has work; -1: none (disabled). */
 int ctl_console_fd(const struct ctl_console *k);
-/* Do the pending work (accept, run queued commands); never blocks. */
+/* Do the pending work (accept, run queued commands, reap ended sessions,
+ * close slow logins); never blocks. */
 void ctl_console_run(struct ctl_console *k, uint64_t now_ms);
 
+/* ---- console commands (ctl_cmd.c, displays in ctl_show.c) -------------------------
+ *
+ * Commands are rows of one table (style.md habit 10): words, arguments,
+ * help, whether they need the enable level, and a handler that writes to a
+ * ctl_out, never to a socket. ctl_cmd_exec parses a line against the same
+ * table the console registers with libcli, so tests and the fuzzer run
+ * exactly what a session runs. docs/console.md lists every command.
+ */
+struct ctl_cmd_ctx;
+
+struct ctl_cmd {
+	const char *words; /* "show vcrt" */
+	const char *args;  /* "[detail] [vip A.B.C.D] [limit N]", "" */
+	const char *help;
+	bool privileged; /* a change: needs the enable level */
+	int (*handler)(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *out);
+};
+
+/* The table (static): *rows and the number of rows. */
+unsigned ctl_cmd_table(const struct ctl_cmd **rows);
+
+/* Who runs a command. */
+struct ctl_cmd_origin {
+	const char *who; /* named in the change log; NULL: "console" */
+	bool enabled;    /* the enable (privileged) level */
+	FILE *log;       /* each change is logged here in one line; NULL: stderr */
+};
+
+/*
+ * Run one command line: words matched by unique prefix against the table,
+ * then the row's handler with the remaining words. Output, or one line
+ * "% why" for bad input, goes to out. Returns 0, -EINVAL (bad input),
+ * -EPERM (needs enable), -ENOENT (no such object), or the handler's -errno.
+ * Bounded work: long tables are shown up to a limit. Context: control.
+ */
+int ctl_cmd_exec(struct ctl_view *v, const char *line, const struct ctl_cmd_origin *o,
+		 uint64_t now_ms, struct ctl_out *out);
+
+/*
+ * The Prometheus endpoint (docs/metrics.md): GET /metrics on the metrics
+ * listener answers the text exposition format 0.0.4 rendered from a fresh
+ * ctl_snap. libmicrohttpd runs in external mode on the control thread (no
+ * thread of its own), so a scrape reads state between events without locks
+ * and never waits for a worker. create: NULL with one line in *err ("metrics
+ * 127.0.0.1:9637: Address already in use"); with the listener disabled it
+ * returns an object whose fd is -1. destroy(NULL) does nothing.
+ */
 struct ctl_metrics *ctl_metrics_create(struct ctl_view *v, char *err, size_t errlen);
 void ctl_metrics_destroy(struct ctl_metrics *m);
+/* libmicrohttpd's epoll descriptor: readable when ctl_metrics_run has
+ * network work; -1 when the listener is disabled. */
 int ctl_metrics_fd(const struct ctl_metrics *m);
+/* True when ctl_metrics_run must run although its fd is quiet: a connection
+ * has timed out or libmicrohttpd left work for the next call. */
+bool ctl_metrics_due(const struct ctl_metrics *m, uint64_t now_ms);
+/* Accept, read, answer and time out connections; never blocks. */
 void ctl_metrics_run(struct ctl_metrics *m, uint64_t now_ms);
+
+/* Write the exposition text of snapshot s (with c's service and target
+ * names) to out. Pure: no I/O, no clock. Context: any thread owning s. */
+void ctl_metrics_render(const struct ctl_snap *s, const struct ctl_conf *c, struct ctl_out *out);
 
 #endif /* CTL_H */

@@ -58,6 +58,7 @@ struct ctl_agent {
 	struct session *s;
 	unsigned n_max;
 	struct ctl_agent_counters k;
+	uint64_t sp_gen; /* the SM's service-port generation agents were told */
 	uint8_t msg[MSG_CAP];
 };
 
@@ -434,7 +435,12 @@ void ctl_agent_tick(struct ctl_agent *a, uint64_t now_ms, uint32_t wall)
 {
 	uint64_t ka_ms = (uint64_t)a->c->agents.keepalive_s * 1000;
 	uint64_t timeout_ms = (uint64_t)a->c->agents.timeout_s * 1000;
+	// A port added or deleted live: SERVICES is a full state, sent again
+	// "whenever the set changes" (docs/agent-protocol.md), so the agents
+	// report Rdy for the new port.
+	bool resend = ctl_sm_sp_generation(a->sm) != a->sp_gen;
 
+	a->sp_gen = ctl_sm_sp_generation(a->sm);
 	for (unsigned i = 0; i < a->n_max; i++) {
 		struct session *s = &a->s[i];
 
@@ -453,6 +459,8 @@ void ctl_agent_tick(struct ctl_agent *a, uint64_t now_ms, uint32_t wall)
 				ctl_sm_agent_lost(a->sm, t, now_ms - timeout_ms);
 			continue;
 		}
+		if (s->registered && resend)
+			send_services(a, s, wall);
 		if (s->registered && now_ms - s->last_ka_ms >= ka_ms) {
 			struct casa_agent_keepalive k = { .sender_id = a->signer->sender_id,
 							  .seq = ++s->ka_seq,
@@ -487,6 +495,7 @@ struct ctl_agent *ctl_agent_create(const struct ctl_conf *c, struct ctl_sm *sm,
 	a->auth = auth;
 	a->signer = signer;
 	a->epoch = epoch;
+	a->sp_gen = ctl_sm_sp_generation(sm);
 	a->n_max = c->agents.max ? c->agents.max : 256;
 	a->lfd = -1;
 	a->s = calloc(a->n_max, sizeof(*a->s));
@@ -532,6 +541,11 @@ int ctl_agent_fd(const struct ctl_agent *a)
 const struct ctl_agent_counters *ctl_agent_counters(const struct ctl_agent *a)
 {
 	return &a->k;
+}
+
+void ctl_agent_counters_clear(struct ctl_agent *a)
+{
+	memset(&a->k, 0, sizeof(a->k));
 }
 
 unsigned ctl_agent_sessions(const struct ctl_agent *a, struct ctl_agent_row *out, unsigned max)

@@ -46,6 +46,7 @@ struct ctl_casa {
 	uint32_t epoch;
 	uint64_t next_wildcards_ms;
 	bool wildcards_due;
+	uint64_t sp_gen; /* the SM's service-port generation last advertised */
 	struct ctl_rate resets;
 	struct ctl_fa_row *fas;
 	unsigned n_fas;
@@ -131,14 +132,9 @@ static int send_msg(struct ctl_casa *x, size_t len, uint32_t addr, uint16_t port
 	return 0;
 }
 
-static void wildcard_of(const struct ctl_casa *x, unsigned sp, uint16_t ttl,
-			struct casa_affinity *a, struct casa_action *act)
+static void wildcard_of(const struct ctl_casa *x, uint32_t vip, uint16_t port, uint8_t proto,
+			uint16_t ttl, struct casa_affinity *a, struct casa_action *act)
 {
-	uint32_t vip;
-	uint16_t port;
-	uint8_t proto;
-
-	ctl_sm_sp_get(x->sm, sp, &vip, &port, &proto, NULL);
 	// Spec 6.1: source any, destination the VIP, forward address 0.
 	*a = (struct casa_affinity){
 		.protocol = proto, .dst = vip, .dst_mask = 0xFFFFFFFFu, .dst_port = port, .ttl = ttl
@@ -146,17 +142,45 @@ static void wildcard_of(const struct ctl_casa *x, unsigned sp, uint16_t ttl,
 	casa_action_wildcard_default(act, x->c->sm.addr, x->c->sm.port);
 }
 
-/* Send every wildcard to addr:port (the group, or one FA that asked). */
+/* Send every wildcard to addr:port (the group, or one FA that asked): the
+ * service ports distributed now, not the deleted ones still draining. */
 static void send_wildcards(struct ctl_casa *x, uint32_t addr, uint16_t port, uint32_t wall)
 {
 	for (unsigned sp = 0; sp < ctl_sm_sp_count(x->sm); sp++) {
 		struct casa_affinity a;
 		struct casa_action act;
+		uint32_t vip;
+		uint16_t dport;
+		uint8_t proto;
 
-		wildcard_of(x, sp, (uint16_t)x->c->sm.wildcard_ttl_s, &a, &act);
+		if (!ctl_sm_sp_active(x->sm, sp) ||
+		    ctl_sm_sp_get(x->sm, sp, &vip, &dport, &proto, NULL) != 0)
+			continue;
+		wildcard_of(x, vip, dport, proto, (uint16_t)x->c->sm.wildcard_ttl_s, &a, &act);
 		if (send_msg(x, casa_encode_wildcard(x->tx, sizeof(x->tx), &a, &act), addr, port,
 			     wall) == 0)
 			x->k.wildcards_sent++;
+	}
+}
+
+/* Spec 6.3 (casalb design [D]): a deleted port's wildcard goes out once
+ * more with TTL 0, multicast, so forwarding agents stop sending interest
+ * for it at once rather than when its TTL runs out. */
+static void send_withdrawals(struct ctl_casa *x, uint32_t wall)
+{
+	struct fp_flow f[16];
+	unsigned n;
+
+	while ((n = ctl_sm_withdrawn_take(x->sm, f, 16)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct casa_affinity a;
+			struct casa_action act;
+
+			wildcard_of(x, f[i].dst, f[i].dport, f[i].proto, 0, &a, &act);
+			if (send_msg(x, casa_encode_wildcard(x->tx, sizeof(x->tx), &a, &act),
+				     x->c->sm.group, x->c->sm.port, wall) == 0)
+				x->k.wildcard_deletes_sent++;
+		}
 	}
 }
 
@@ -513,6 +537,33 @@ static void on_stats(struct ctl_casa *x, const struct casa_msg *m, uint64_t now_
 
 /* ---- receiving ---------------------------------------------------------------------------------- */
 
+/* Message types counted apart in rx_types (CTL_CASA_RX_TYPES rows, the
+ * last one "other"), with their metric labels. */
+static const struct {
+	uint16_t type;
+	const char *label;
+} rx_types[CTL_CASA_RX_TYPES] = {
+	{ CASA_MSG_WILDCARD, "wildcard" },   { CASA_MSG_FIXED, "fixed" },
+	{ CASA_MSG_IP_PACKET, "ip_packet" }, { CASA_MSG_HELLO, "hello" },
+	{ CASA_MSG_HELLO_ACK, "hello_ack" }, { CASA_MSG_TICKLE, "tickle" },
+	{ CASA_MSG_STATS, "stats" },         { 0, "other" },
+};
+
+const char *ctl_casa_rx_label(unsigned i)
+{
+	return i < CTL_CASA_RX_TYPES ? rx_types[i].label : NULL;
+}
+
+static void count_rx(struct ctl_casa *x, uint16_t type)
+{
+	unsigned i = 0;
+
+	while (i < CTL_CASA_RX_TYPES - 1 && rx_types[i].type != type)
+		i++;
+	x->k.rx_types[i]++;
+	x->k.rx++;
+}
+
 int ctl_casa_handle(struct ctl_casa *x, const uint8_t *buf, size_t len, uint32_t src,
 		    uint16_t sport, uint64_t now_ms, uint32_t wall)
 {
@@ -525,7 +576,7 @@ int ctl_casa_handle(struct ctl_casa *x, const uint8_t *buf, size_t len, uint32_t
 		x->k.drops[e < CASA_E__COUNT ? e : 0]++;
 		return -(int)e;
 	}
-	x->k.rx++;
+	count_rx(x, m.type);
 	switch (m.type) {
 	case CASA_MSG_IP_PACKET:
 		on_interest(x, &m, src, sport, now_ms, wall);
@@ -581,6 +632,12 @@ void ctl_casa_wildcards_now(struct ctl_casa *x)
 
 void ctl_casa_tick(struct ctl_casa *x, uint64_t now_ms, uint32_t wall)
 {
+	// A port added or deleted (console, reload): advertise at once.
+	if (ctl_sm_sp_generation(x->sm) != x->sp_gen) {
+		x->sp_gen = ctl_sm_sp_generation(x->sm);
+		send_withdrawals(x, wall);
+		x->wildcards_due = true;
+	}
 	if (x->wildcards_due || now_ms >= x->next_wildcards_ms) {
 		send_wildcards(x, x->c->sm.group, x->c->sm.port, wall);
 		x->wildcards_due = false;
@@ -690,6 +747,7 @@ struct ctl_casa *ctl_casa_create(const struct ctl_conf *c, struct ctl_sm *sm, ui
 				       .last_ms = now_ms };
 	x->next_wildcards_ms = now_ms;
 	x->wildcards_due = true;
+	x->sp_gen = ctl_sm_sp_generation(sm);
 	casa_auth_params_default(&p);
 	p.freshness_s = c->sm.freshness_s;
 	p.rollover_s = c->sm.rollover_s;
@@ -730,6 +788,11 @@ int ctl_casa_fd(const struct ctl_casa *x)
 const struct ctl_casa_counters *ctl_casa_counters(const struct ctl_casa *x)
 {
 	return &x->k;
+}
+
+void ctl_casa_counters_clear(struct ctl_casa *x)
+{
+	memset(&x->k, 0, sizeof(x->k));
 }
 
 unsigned ctl_casa_fas(const struct ctl_casa *x, const struct ctl_fa_row **rows)

@@ -94,7 +94,7 @@ static const struct key target_keys[] = {
 	{ "tunnel", K_ADDR },
 	{ "mac", K_MAC },
 	{ "port", K_INT, 0, FP_PORTS_MAX - 1 },
-	{ "weight", K_INT, 0, 1000000 },
+	{ "weight", K_INT, 0, CTL_WEIGHT_MAX },
 	{ "key", K_INT, 0, 0xFFFFFFFFLL },
 	{ "address", K_ADDR },
 	{ NULL, K_ANY },
@@ -161,6 +161,27 @@ static const struct key listener_keys[] = {
 	{ "address", K_ADDR, 0, 0, LS(addr) },
 	{ "port", K_INT, 1, 65535, LS(port) },
 	{ "enabled", K_BOOL, 0, 0, LS(enabled) },
+	{ NULL, K_ANY },
+};
+/* The console: its listener (listener_keys, stored in ctl_conf.console),
+ * access settings stored in ctl_conf.console_access, and the secrets read
+ * by load_console. */
+#define CA(field) AT(struct ctl_console_conf, field)
+static const struct key console_access_keys[] = {
+	{ "sessions", K_INT, 1, CTL_CONSOLE_SESSIONS_MAX, CA(sessions) },
+	{ "idle_timeout", K_INT, 0, 86400, CA(idle_timeout_s) },
+	{ NULL, K_ANY },
+};
+static const struct key console_keys[] = {
+	{ "address", K_ADDR },
+	{ "port", K_INT, 1, 65535 },
+	{ "enabled", K_BOOL },
+	{ "sessions", K_INT, 1, CTL_CONSOLE_SESSIONS_MAX },
+	{ "idle_timeout", K_INT, 0, 86400 },
+	{ "password", K_STR },
+	{ "password_file", K_STR },
+	{ "enable_password", K_STR },
+	{ "enable_password_file", K_STR },
 	{ NULL, K_ANY },
 };
 static const struct key top_keys[] = {
@@ -241,6 +262,7 @@ static void conf_defaults(struct ctl_conf *c)
 	c->backup = (struct ctl_backup_conf){ .rank = 0, .takeback_immediate = true };
 	c->console =
 		(struct ctl_listener_conf){ .enabled = true, .addr = 0x7F000001, .port = 2323 };
+	c->console_access = (struct ctl_console_conf){ .sessions = 4, .idle_timeout_s = 600 };
 	c->metrics =
 		(struct ctl_listener_conf){ .enabled = true, .addr = 0x7F000001, .port = 9637 };
 }
@@ -1097,6 +1119,113 @@ static void load_backup(struct ctx *x, struct ctl_conf *c, const config_setting_
 	c->backup.takeback_immediate = takeback;
 }
 
+/* A path given in the file: relative to the configuration's directory. */
+static bool conf_path(struct ctx *x, const config_setting_t *s, const char *obj, const char *file,
+		      char *out, size_t cap)
+{
+	const char *slash = strrchr(x->file, '/');
+	int n;
+
+	if (file[0] == '/' || !slash)
+		n = snprintf(out, cap, "%s", file);
+	else
+		n = snprintf(out, cap, "%.*s/%s", (int)(slash - x->file), x->file, file);
+	if (n < 0 || (size_t)n >= cap) {
+		err(x, s, obj, "%s: the path is longer than %zu characters",
+		    config_setting_name(s) ? config_setting_name(s) : "file", cap - 1);
+		return false;
+	}
+	return true;
+}
+
+/* A console secret: the first line (CR LF stripped) of a regular file,
+ * 1..CTL_SECRET_MAX-1 octets. Read like the CASA key (check_key_file):
+ * bounded, never blocking on a FIFO. */
+static void read_secret(struct ctx *x, const config_setting_t *s, const char *key, const char *path,
+			char *out)
+{
+	char buf[CTL_SECRET_MAX + 2];
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	const char *why = NULL, *nl;
+	size_t got = 0, len;
+	struct stat st;
+	ssize_t r = 0;
+
+	if (fd < 0 || fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	while (!why && got < sizeof(buf) && (r = read(fd, buf + got, sizeof(buf) - got)) > 0)
+		got += (size_t)r;
+	if (!why && r < 0)
+		why = strerror(errno);
+	nl = why ? NULL : memchr(buf, '\n', got);
+	len = nl ? (size_t)(nl - buf) : got;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (why)
+		err(x, s, "console", "%s \"%s\": %s", key, path, why);
+	else if (len >= CTL_SECRET_MAX || (!nl && got == sizeof(buf)))
+		err(x, s, "console", "%s \"%s\": the first line is longer than %d octets", key,
+		    path, CTL_SECRET_MAX - 1);
+	else if (len == 0)
+		err(x, s, "console", "%s \"%s\": the first line is empty", key, path);
+	else
+		memcpy(out, buf, len);
+	explicit_bzero(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* password = "..." or password_file = "path" (one of them, or neither). */
+static void load_secret(struct ctx *x, const config_setting_t *g, const char *key, char *secret,
+			char *file, size_t file_cap)
+{
+	char fkey[32];
+	const char *inl = get_str(g, key), *path;
+
+	snprintf(fkey, sizeof(fkey), "%s_file", key);
+	path = get_str(g, fkey);
+	if (inl && path) {
+		err(x, member(g, fkey), "console", "%s and %s: give one of them", key, fkey);
+		return;
+	}
+	if (inl && (!inl[0] || strlen(inl) >= CTL_SECRET_MAX)) {
+		err(x, member(g, key), "console", "%s: 1..%d characters", key, CTL_SECRET_MAX - 1);
+		return;
+	}
+	if (inl)
+		snprintf(secret, CTL_SECRET_MAX, "%s", inl);
+	else if (path && path[0] && conf_path(x, member(g, fkey), "console", path, file, file_cap))
+		read_secret(x, member(g, fkey), fkey, file, secret);
+	else if (path)
+		err(x, member(g, fkey), "console", "%s: a path is required", fkey);
+}
+
+/* console = { ... }: the listener, who may log in, how many sessions. A
+ * console without a password is refused unless it listens on loopback
+ * only: anyone who can reach it could change the running appliance. */
+static void load_console(struct ctx *x, struct ctl_conf *c, const config_setting_t *root)
+{
+	const config_setting_t *g = config_setting_get_member(root, "console");
+	struct ctl_console_conf *a = &c->console_access;
+	char s[16];
+
+	if (!g || !type_ok(g, K_GROUP))
+		return;
+	check_keys(x, g, console_keys, "console");
+	store_keys(x, g, listener_keys, "console", &c->console);
+	store_keys(x, g, console_access_keys, "console", a);
+	load_secret(x, g, "password", a->password, a->password_file, sizeof(a->password_file));
+	load_secret(x, g, "enable_password", a->enable_password, a->enable_password_file,
+		    sizeof(a->enable_password_file));
+	if (c->console.enabled && !a->password[0] && (c->console.addr >> 24) != 127 &&
+	    !member(g, "password") && !member(g, "password_file"))
+		err(x, g, "console",
+		    "address %s is not a loopback address: password or password_file is required",
+		    addr_str(c->console.addr, s));
+}
+
 static void load_listener(struct ctx *x, const config_setting_t *root, const char *name,
 			  struct ctl_listener_conf *l)
 {
@@ -1153,7 +1282,7 @@ static int load_parsed(config_t *cfg, const char *name, struct ctl_conf *c, FILE
 	load_sm(&x, c, root);
 	load_agents(&x, c, root);
 	load_backup(&x, c, root);
-	load_listener(&x, root, "console", &c->console);
+	load_console(&x, c, root);
 	load_listener(&x, root, "metrics", &c->metrics);
 	check_listeners(&x, c, root);
 	load_list(&x, c, root, "targets", true);
@@ -1294,6 +1423,32 @@ static void print_sm(const struct ctl_sm_conf *sm, FILE *out)
 	fprintf(out, "};\n");
 }
 
+/* A secret is never printed: its file, or stars for one given inline. */
+static void print_secret(const char *key, const char *secret, const char *file, FILE *out)
+{
+	if (file[0]) {
+		fprintf(out, " %s_file = ", key);
+		print_str(file, out);
+		fputc(';', out);
+	} else if (secret[0]) {
+		fprintf(out, " %s = \"********\";", key);
+	}
+}
+
+static void print_console(const struct ctl_conf *c, FILE *out)
+{
+	const struct ctl_console_conf *a = &c->console_access;
+	char s[16];
+
+	fprintf(out, "console = { address = \"%s\"; port = %u; enabled = %s; sessions = %u;",
+		addr_str(c->console.addr, s), c->console.port,
+		c->console.enabled ? "true" : "false", a->sessions);
+	fprintf(out, " idle_timeout = %u;", a->idle_timeout_s);
+	print_secret("password", a->password, a->password_file, out);
+	print_secret("enable_password", a->enable_password, a->enable_password_file, out);
+	fprintf(out, " };\n");
+}
+
 static void print_listener(const char *name, const struct ctl_listener_conf *l, FILE *out)
 {
 	char a[16];
@@ -1391,7 +1546,7 @@ void ctl_conf_print(const struct ctl_conf *c, FILE *out)
 		c->agents.timeout_s, c->agents.max, c->agents.required ? "true" : "false");
 	fprintf(out, "backup = { rank = %u; takeback = \"%s\"; };\n", c->backup.rank,
 		choice_name(takeback_words, c->backup.takeback_immediate));
-	print_listener("console", &c->console, out);
+	print_console(c, out);
 	print_listener("metrics", &c->metrics, out);
 	print_targets(c, out);
 	print_services(c, out);

@@ -14,6 +14,12 @@
  * random among them (seed 000, 5.x: "if all target stacks ... have zero
  * W/Q values, the connection forwarding will be done randomly").
  *
+ * Live changes (the console): the configuration sm->c points to is never
+ * written. The SM keeps what an operator changes on top of it: the ports
+ * each service distributes (service ports are added, or withdrawn and kept
+ * until their last connection ends, seed 5.6.4), each target's configured
+ * weight and whether it is quiesced (seed 5.6.5).
+ *
  * Context: control thread only.
  */
 #include <errno.h>
@@ -27,6 +33,7 @@
 #define WORKER_SEQ_MIN 256 /* entries of a workers' sequence table */
 #define LC_BATCH 64        /* least-connections: placements per table */
 #define DELETE_QUEUE 65536 /* pending affinity deletes (power of 2) */
+#define WITHDRAW_QUEUE 64  /* wildcards waiting for their TTL-0 advertisement */
 #define CONN_NONE UINT32_MAX
 
 /* A selector: the state of one placement domain (a service port's default
@@ -51,6 +58,8 @@ struct sm_dpt {
 struct sm_sp {
 	unsigned service;
 	uint16_t port;
+	bool withdrawn;     /* port deleted: no new connections, kept while conns > 0 */
+	uint64_t conns;     /* VCRT entries on this service port */
 	struct sm_dpt *dpt; /* [service n_targets] */
 	struct sm_sel *sel; /* [1 + n_policies] */
 	unsigned n_sel;
@@ -69,6 +78,8 @@ struct sm_target {
 	uint32_t resync_id;
 	bool resync_open;
 	uint32_t resync_gen;
+	uint32_t weight; /* configured weight, live (starts as the file's) */
+	bool quiesced;   /* no new connections; existing ones drain */
 };
 
 struct sm_conn {
@@ -84,7 +95,10 @@ struct ctl_sm {
 	const struct ctl_conf *c;
 	struct sm_target *targets;
 	struct sm_sp *sps;
-	unsigned n_sps;
+	unsigned n_sps, sps_cap;
+	uint64_t sp_gen; /* bumped when the active service ports change */
+	struct fp_flow withdrawq[WITHDRAW_QUEUE];
+	unsigned n_withdraw;
 
 	struct sm_conn *conns;
 	uint32_t *heads;
@@ -103,6 +117,36 @@ struct ctl_sm {
 };
 
 /* ---- small helpers --------------------------------------------------------------- */
+
+static const struct ctl_service *sp_service(const struct ctl_sm *sm, unsigned sp);
+
+/*
+ * The service port of vip:port/proto: an exact port before the every-port
+ * wildcard (port 0), an active one before a withdrawn one (which only
+ * `withdrawn` asks for: its connections still resolve), or -1.
+ */
+static int sp_lookup(const struct ctl_sm *sm, uint32_t vip, uint16_t port, uint8_t proto,
+		     bool withdrawn)
+{
+	int best = -1, best_rank = 0;
+
+	for (unsigned sp = 0; sp < sm->n_sps; sp++) {
+		const struct ctl_service *s = sp_service(sm, sp);
+		const struct sm_sp *p = &sm->sps[sp];
+		int rank;
+
+		if (s->vip != vip || s->proto != proto || (p->withdrawn && !withdrawn))
+			continue;
+		if (p->port != port && p->port != 0)
+			continue;
+		rank = (p->port == port ? 2 : 0) + (p->withdrawn ? 0 : 1);
+		if (best < 0 || rank > best_rank) {
+			best = (int)sp;
+			best_rank = rank;
+		}
+	}
+	return best;
+}
 
 static uint64_t rng_next(struct ctl_sm *sm)
 {
@@ -188,7 +232,7 @@ static uint32_t dpt_effective(const struct ctl_sm *sm, unsigned sp, unsigned k)
 	uint32_t t = s->targets[k];
 	const struct sm_target *st = &sm->targets[t];
 
-	return ctl_select_effective(sm->c->targets[t].weight, st->cap_applied,
+	return ctl_select_effective(st->weight, st->cap_applied,
 				    st->qos_applied / (double)CASA_AGENT_QOS_ONE,
 				    sm->sps[sp].dpt[k].rdy > 0, target_healthy(sm, t));
 }
@@ -231,6 +275,15 @@ static void weights_refresh(struct ctl_sm *sm)
 
 /* ---- candidates ------------------------------------------------------------------------ */
 
+/* Position k of sp's service may take a new connection: ready for the port,
+ * healthy, not quiesced. */
+static bool target_eligible(const struct ctl_sm *sm, unsigned sp, unsigned k)
+{
+	uint32_t t = sp_service(sm, sp)->targets[k];
+
+	return sm->sps[sp].dpt[k].rdy > 0 && target_healthy(sm, t) && !sm->targets[t].quiesced;
+}
+
 /* Candidate positions k and their weights for selector si of sp. Returns n;
  * *uniform is set when all weights are 0 but some target is ready (then w
  * holds 1 for each). */
@@ -243,12 +296,14 @@ static unsigned candidates(const struct ctl_sm *sm, unsigned sp, unsigned si, ui
 	unsigned n = 0, ready = 0;
 
 	*uniform = false;
+	if (p->withdrawn)
+		return 0; // a deleted port takes no new connection
 	for (unsigned k = 0; k < s->n_targets; k++) {
 		uint32_t t = s->targets[k];
 
 		if (pol && !policy_has(pol, t))
 			continue;
-		if (p->dpt[k].rdy == 0 || !target_healthy(sm, t))
+		if (!target_eligible(sm, sp, k))
 			continue;
 		ready++;
 		if (p->dpt[k].eff == 0)
@@ -262,7 +317,7 @@ static unsigned candidates(const struct ctl_sm *sm, unsigned sp, unsigned si, ui
 	for (unsigned k = 0; k < s->n_targets; k++) {
 		uint32_t t = s->targets[k];
 
-		if ((pol && !policy_has(pol, t)) || p->dpt[k].rdy == 0 || !target_healthy(sm, t))
+		if ((pol && !policy_has(pol, t)) || !target_eligible(sm, sp, k))
 			continue;
 		ks[n] = k;
 		w[n++] = 1;
@@ -474,6 +529,24 @@ static void dpt_count(struct ctl_sm *sm, uint32_t sp, uint32_t target, int delta
 		d->total++;
 }
 
+/* A withdrawn service port stays published while connections remain (so
+ * their mid-flow packets still reach the SM); its last one ending
+ * unpublishes it. */
+static void sp_conns_count(struct ctl_sm *sm, uint32_t sp, int delta)
+{
+	struct sm_sp *p;
+
+	if (sp >= sm->n_sps)
+		return;
+	p = &sm->sps[sp];
+	if (delta > 0) {
+		p->conns++;
+		return;
+	}
+	if (p->conns > 0 && --p->conns == 0 && p->withdrawn)
+		sm->dirty = true;
+}
+
 /* Record (or re-point) a connection. NULL when the table is full. */
 static struct sm_conn *conn_insert(struct ctl_sm *sm, const struct fp_flow *f, uint32_t sp,
 				   uint32_t target, uint32_t fa, uint64_t now_ms)
@@ -485,6 +558,8 @@ static struct sm_conn *conn_insert(struct ctl_sm *sm, const struct fp_flow *f, u
 		if (c->target != target) {
 			dpt_count(sm, c->sp, c->target, -1, false);
 			dpt_count(sm, sp, target, +1, false);
+			sp_conns_count(sm, c->sp, -1);
+			sp_conns_count(sm, sp, +1);
 			c->target = target;
 			c->sp = sp;
 		}
@@ -510,6 +585,7 @@ static struct sm_conn *conn_insert(struct ctl_sm *sm, const struct fp_flow *f, u
 	*head = (uint32_t)(c - sm->conns);
 	sm->n_conns++;
 	dpt_count(sm, sp, target, +1, true);
+	sp_conns_count(sm, sp, +1);
 	sm->sps[sp].placed_since_publish++;
 	return c;
 }
@@ -522,6 +598,7 @@ static void conn_remove(struct ctl_sm *sm, struct sm_conn *c)
 		p = &sm->conns[*p].next;
 	*p = c->next;
 	dpt_count(sm, c->sp, c->target, -1, false);
+	sp_conns_count(sm, c->sp, -1);
 	c->used = false;
 	c->next = sm->free_head;
 	sm->free_head = idx;
@@ -614,7 +691,7 @@ static enum ctl_interest interest_verdict(struct ctl_sm *sm, const struct fp_flo
 					  uint8_t tcp_flags, uint32_t fa_addr, uint64_t now_ms,
 					  uint32_t *target)
 {
-	int sp = ctl_sm_sp_find(sm, f->dst, f->dport, f->proto);
+	int sp = sp_lookup(sm, f->dst, f->dport, f->proto, true);
 	struct sm_conn *c;
 	bool syn;
 
@@ -622,11 +699,16 @@ static enum ctl_interest interest_verdict(struct ctl_sm *sm, const struct fp_flo
 		return CTL_INT_NO_SERVICE;
 	c = conn_lookup(sm, f);
 	if (c) {
-		// A retransmitted SYN or any later packet of a known connection.
+		// A retransmitted SYN or any later packet of a known connection,
+		// on a deleted port too: it keeps working until it ends.
 		c->last_ms = now_ms;
 		*target = c->target;
 		return CTL_INT_KNOWN;
 	}
+	// A new connection: only a port distributed now takes it.
+	sp = sp_lookup(sm, f->dst, f->dport, f->proto, false);
+	if (sp < 0)
+		return CTL_INT_NO_SERVICE;
 	// UDP has no SYN: its first datagram places the flow.
 	syn = f->proto != 6 || (tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
 	if (!syn)
@@ -650,7 +732,9 @@ enum ctl_interest ctl_sm_interest(struct ctl_sm *sm, const struct fp_flow *f, ui
 
 void ctl_sm_conn_new(struct ctl_sm *sm, const struct fp_flow *f, uint32_t target, uint64_t now_ms)
 {
-	int sp = ctl_sm_sp_find(sm, f->dst, f->dport, f->proto);
+	// A worker may still place on a port deleted since the last publish:
+	// the connection exists, so it is recorded.
+	int sp = sp_lookup(sm, f->dst, f->dport, f->proto, true);
 
 	sm->k.worker_conns++;
 	if (sp < 0 || target >= sm->c->n_targets)
@@ -781,7 +865,7 @@ void ctl_sm_resync_begin(struct ctl_sm *sm, uint32_t target, uint32_t resync_id)
 void ctl_sm_resync_conn(struct ctl_sm *sm, uint32_t target, const struct fp_flow *f,
 			uint64_t now_ms)
 {
-	int sp = ctl_sm_sp_find(sm, f->dst, f->dport, f->proto);
+	int sp = sp_lookup(sm, f->dst, f->dport, f->proto, true);
 	struct sm_conn *c;
 
 	if (target >= sm->c->n_targets || !sm->targets[target].resync_open || sp < 0)
@@ -828,7 +912,7 @@ unsigned ctl_sm_target_services(const struct ctl_sm *sm, uint32_t target, struct
 	for (unsigned sp = 0; sp < sm->n_sps && n < max; sp++) {
 		const struct ctl_service *s = sp_service(sm, sp);
 
-		if (service_k(s, target) < 0)
+		if (service_k(s, target) < 0 || sm->sps[sp].withdrawn)
 			continue;
 		out[n++] = (struct fp_flow){ .dst = s->vip,
 					     .dport = sm->sps[sp].port,
@@ -1011,14 +1095,20 @@ int ctl_sm_tables(struct ctl_sm *sm, struct fp_tables_desc *d)
 	d->n_vips = c->n_services;
 	for (unsigned sp = 0; sp < sm->n_sps && rc == 0; sp++) {
 		const struct ctl_service *s = sp_service(sm, sp);
+		unsigned j = d->n_services;
 
-		svcs[sp] = (struct fp_service_desc){ .id = sp,
-						     .vip = s->vip,
-						     .port = sm->sps[sp].port,
-						     .proto = s->proto,
-						     .idle_s = s->idle_s };
-		d->n_services = sp + 1;
-		rc = sp_tables(sm, sp, &svcs[sp]);
+		// A withdrawn port is published, with an empty selection, while its
+		// connections drain: their packets without an affinity still reach
+		// the SM. The service id stays the SM's sp.
+		if (sm->sps[sp].withdrawn && sm->sps[sp].conns == 0)
+			continue;
+		svcs[j] = (struct fp_service_desc){ .id = sp,
+						    .vip = s->vip,
+						    .port = sm->sps[sp].port,
+						    .proto = s->proto,
+						    .idle_s = s->idle_s };
+		d->n_services = j + 1;
+		rc = sp_tables(sm, sp, &svcs[j]);
 		sm->sps[sp].placed_since_publish = 0;
 	}
 	if (rc != 0) {
@@ -1037,7 +1127,8 @@ unsigned ctl_sm_dpt_count(const struct ctl_sm *sm)
 	unsigned n = 0;
 
 	for (unsigned sp = 0; sp < sm->n_sps; sp++)
-		n += sp_service(sm, sp)->n_targets;
+		if (!sm->sps[sp].withdrawn)
+			n += sp_service(sm, sp)->n_targets;
 	return n;
 }
 
@@ -1045,9 +1136,13 @@ unsigned ctl_sm_dpt_rows(struct ctl_sm *sm, struct ctl_dpt_row *out, unsigned ma
 {
 	unsigned n = 0;
 
+	// The DPT shows what is distributed now: a deleted port leaves it at
+	// once (seed 5.6.4, Figure 5-55), its connections stay in the VCRT.
 	for (unsigned sp = 0; sp < sm->n_sps; sp++) {
 		const struct ctl_service *s = sp_service(sm, sp);
 
+		if (sm->sps[sp].withdrawn)
+			continue;
 		for (unsigned k = 0; k < s->n_targets && n < max; k++) {
 			uint32_t t = s->targets[k];
 			const struct sm_dpt *d = &sm->sps[sp].dpt[k];
@@ -1063,9 +1158,10 @@ unsigned ctl_sm_dpt_rows(struct ctl_sm *sm, struct ctl_dpt_row *out, unsigned ma
 				.active = d->active,
 				.capacity = sm->targets[t].cap_applied,
 				.qos = sm->targets[t].qos_applied / (double)CASA_AGENT_QOS_ONE,
-				.weight = sm->c->targets[t].weight,
+				.weight = sm->targets[t].weight,
 				.effective = d->eff,
 				.healthy = target_healthy(sm, t),
+				.quiesced = sm->targets[t].quiesced,
 			};
 		}
 	}
@@ -1081,19 +1177,7 @@ const struct ctl_sm_counters *ctl_sm_counters(const struct ctl_sm *sm)
 
 int ctl_sm_sp_find(const struct ctl_sm *sm, uint32_t vip, uint16_t port, uint8_t proto)
 {
-	int any = -1;
-
-	for (unsigned sp = 0; sp < sm->n_sps; sp++) {
-		const struct ctl_service *s = sp_service(sm, sp);
-
-		if (s->vip != vip || s->proto != proto)
-			continue;
-		if (sm->sps[sp].port == port)
-			return (int)sp;
-		if (sm->sps[sp].port == 0)
-			any = (int)sp;
-	}
-	return any;
+	return sp_lookup(sm, vip, port, proto, false);
 }
 
 unsigned ctl_sm_sp_count(const struct ctl_sm *sm)
@@ -1114,7 +1198,251 @@ int ctl_sm_sp_get(const struct ctl_sm *sm, unsigned sp, uint32_t *vip, uint16_t 
 	return 0;
 }
 
+static int sp_init(struct ctl_sm *sm, struct sm_sp *sp, unsigned service, uint16_t port);
+
+/* ---- live changes (the console) ------------------------------------------------------------- */
+
+static int sp_of_service(const struct ctl_sm *sm, unsigned service, uint16_t port, bool withdrawn)
+{
+	for (unsigned sp = 0; sp < sm->n_sps; sp++)
+		if (sm->sps[sp].service == service && sm->sps[sp].port == port &&
+		    sm->sps[sp].withdrawn == withdrawn)
+			return (int)sp;
+	return -1;
+}
+
+unsigned ctl_sm_service_ports(const struct ctl_sm *sm, unsigned service, uint16_t *ports,
+			      unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned sp = 0; sp < sm->n_sps && n < max; sp++)
+		if (sm->sps[sp].service == service && !sm->sps[sp].withdrawn)
+			ports[n++] = sm->sps[sp].port;
+	return n;
+}
+
+/* The active set changed: CASA re-advertises, agents get SERVICES again,
+ * the workers get new tables, weights (and placement state) are redone. */
+static void sps_changed(struct ctl_sm *sm)
+{
+	sm->sp_gen++;
+	weights_apply(sm);
+}
+
+/* A slot for a new service port of service: a withdrawn one of the same
+ * service that has drained (its arrays fit), else a new one at the end. */
+static struct sm_sp *sp_slot(struct ctl_sm *sm, unsigned service)
+{
+	struct sm_sp *p;
+
+	for (unsigned sp = 0; sp < sm->n_sps; sp++) {
+		p = &sm->sps[sp];
+		if (p->service != service || !p->withdrawn || p->conns != 0)
+			continue;
+		for (unsigned i = 0; i < p->n_sel; i++)
+			free(p->sel[i].slots);
+		memset(p->sel, 0, p->n_sel * sizeof(*p->sel));
+		memset(p->dpt, 0, sp_service(sm, sp)->n_targets * sizeof(*p->dpt));
+		p->withdrawn = false;
+		p->placed_since_publish = 0;
+		return p;
+	}
+	if (sm->n_sps == sm->sps_cap) {
+		unsigned cap = sm->sps_cap * 2;
+
+		p = realloc(sm->sps, cap * sizeof(*sm->sps));
+		if (!p)
+			return NULL;
+		sm->sps = p;
+		sm->sps_cap = cap;
+	}
+	p = &sm->sps[sm->n_sps];
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+static unsigned active_sps(const struct ctl_sm *sm, int service)
+{
+	unsigned n = 0;
+
+	for (unsigned sp = 0; sp < sm->n_sps; sp++)
+		if (!sm->sps[sp].withdrawn &&
+		    (service < 0 || sm->sps[sp].service == (unsigned)service))
+			n++;
+	return n;
+}
+
+int ctl_sm_port_add(struct ctl_sm *sm, unsigned service, uint16_t port)
+{
+	const struct ctl_service *s;
+	struct sm_sp *p;
+	bool appended;
+	int sp;
+
+	if (service >= sm->c->n_services)
+		return -ENOENT;
+	s = &sm->c->services[service];
+	if (sp_of_service(sm, service, port, false) >= 0)
+		return -EEXIST;
+	sp = sp_lookup(sm, s->vip, port, s->proto, false);
+	if (sp >= 0 && sm->sps[sp].port == port)
+		return -EADDRINUSE; // another service distributes VIP:port
+	if (active_sps(sm, (int)service) >= CTL_PORTS_PER_SERVICE ||
+	    active_sps(sm, -1) >= FP_SERVICES_MAX)
+		return -ENOSPC;
+	// A port deleted and added back while draining is the same service
+	// port again: its connections and counters carry on.
+	sp = sp_of_service(sm, service, port, true);
+	if (sp >= 0) {
+		sm->sps[sp].withdrawn = false;
+		sps_changed(sm);
+		return 0;
+	}
+	p = sp_slot(sm, service);
+	if (!p)
+		return -ENOMEM;
+	appended = p == &sm->sps[sm->n_sps];
+	if (sp_init(sm, p, service, port) != 0) {
+		free(p->dpt); // only a new slot allocates
+		free(p->sel);
+		memset(p, 0, sizeof(*p));
+		return -ENOMEM;
+	}
+	if (appended)
+		sm->n_sps++;
+	sps_changed(sm);
+	return 0;
+}
+
+int ctl_sm_port_del(struct ctl_sm *sm, unsigned service, uint16_t port)
+{
+	const struct ctl_service *s;
+	int sp;
+
+	if (service >= sm->c->n_services)
+		return -ENOENT;
+	sp = sp_of_service(sm, service, port, false);
+	if (sp < 0)
+		return -ENOENT;
+	if (active_sps(sm, (int)service) == 1)
+		return -EBUSY; // a service keeps at least one port, as in the file
+	s = &sm->c->services[service];
+	sm->sps[sp].withdrawn = true;
+	if (sm->n_withdraw < WITHDRAW_QUEUE)
+		sm->withdrawq[sm->n_withdraw++] =
+			(struct fp_flow){ .dst = s->vip, .dport = port, .proto = s->proto };
+	else
+		sm->k.withdraws_lost++; // its wildcard then lapses by TTL
+	sps_changed(sm);
+	return 0;
+}
+
+unsigned ctl_sm_withdrawn_take(struct ctl_sm *sm, struct fp_flow *out, unsigned max)
+{
+	unsigned n = sm->n_withdraw < max ? sm->n_withdraw : max;
+
+	memcpy(out, sm->withdrawq, n * sizeof(*out));
+	memmove(sm->withdrawq, sm->withdrawq + n, (sm->n_withdraw - n) * sizeof(*out));
+	sm->n_withdraw -= n;
+	return n;
+}
+
+uint64_t ctl_sm_sp_generation(const struct ctl_sm *sm)
+{
+	return sm->sp_gen;
+}
+
+bool ctl_sm_sp_active(const struct ctl_sm *sm, unsigned sp)
+{
+	return sp < sm->n_sps && !sm->sps[sp].withdrawn;
+}
+
+uint64_t ctl_sm_sp_conns(const struct ctl_sm *sm, unsigned sp)
+{
+	return sp < sm->n_sps ? sm->sps[sp].conns : 0;
+}
+
+int ctl_sm_target_quiesce(struct ctl_sm *sm, uint32_t target, bool quiesce)
+{
+	if (target >= sm->c->n_targets)
+		return -ENOENT;
+	if (sm->targets[target].quiesced != quiesce) {
+		sm->targets[target].quiesced = quiesce;
+		membership_changed(sm);
+	}
+	return 0;
+}
+
+int ctl_sm_weight_set(struct ctl_sm *sm, uint32_t target, uint32_t weight)
+{
+	if (target >= sm->c->n_targets)
+		return -ENOENT;
+	if (weight > CTL_WEIGHT_MAX)
+		return -ERANGE;
+	sm->targets[target].weight = weight;
+	weights_apply(sm);
+	return 0;
+}
+
+int ctl_sm_target_get(const struct ctl_sm *sm, uint32_t target, struct ctl_target_row *out)
+{
+	const struct sm_target *st;
+
+	if (target >= sm->c->n_targets)
+		return -ENOENT;
+	st = &sm->targets[target];
+	*out = (struct ctl_target_row){
+		.weight = st->weight,
+		.quiesced = st->quiesced,
+		.healthy = target_healthy(sm, target),
+		.agent_live = st->agent_live,
+		.registered_once = st->ever_registered,
+		.capacity = st->cap_applied,
+		.qos = st->qos_applied / (double)CASA_AGENT_QOS_ONE,
+	};
+	for (unsigned sp = 0; sp < sm->n_sps; sp++) {
+		int k = service_k(sp_service(sm, sp), target);
+
+		if (k >= 0)
+			out->active += sm->sps[sp].dpt[k].active;
+	}
+	return 0;
+}
+
+void ctl_sm_counters_clear(struct ctl_sm *sm)
+{
+	memset(&sm->k, 0, sizeof(sm->k));
+	for (unsigned sp = 0; sp < sm->n_sps; sp++)
+		for (unsigned k = 0; k < sp_service(sm, sp)->n_targets; k++)
+			sm->sps[sp].dpt[k].total = 0;
+}
+
 /* ---- life cycle --------------------------------------------------------------------------------------- */
+
+/* Fill *sp (allocated, zeroed or reused) as service's port. */
+static int sp_init(struct ctl_sm *sm, struct sm_sp *sp, unsigned service, uint16_t port)
+{
+	const struct ctl_service *s = &sm->c->services[service];
+
+	sp->service = service;
+	sp->port = port;
+	sp->n_sel = 1 + s->n_policies;
+	if (!sp->dpt)
+		sp->dpt = calloc(s->n_targets ? s->n_targets : 1, sizeof(*sp->dpt));
+	if (!sp->sel)
+		sp->sel = calloc(sp->n_sel, sizeof(*sp->sel));
+	if (!sp->dpt || !sp->sel)
+		return -ENOMEM;
+	for (unsigned j = 0; j < s->n_policies; j++)
+		sp->sel[j + 1].policy = &s->policies[j];
+	// Without required agents nobody reports Rdy: a configured target
+	// counts as one ready listener.
+	if (!sm->c->agents.required)
+		for (unsigned k = 0; k < s->n_targets; k++)
+			sp->dpt[k].rdy = 1;
+	return 0;
+}
 
 static int sps_create(struct ctl_sm *sm)
 {
@@ -1126,28 +1454,11 @@ static int sps_create(struct ctl_sm *sm)
 	sm->sps = calloc(n ? n : 1, sizeof(*sm->sps));
 	if (!sm->sps)
 		return -ENOMEM;
-	for (unsigned i = 0; i < c->n_services; i++) {
-		const struct ctl_service *s = &c->services[i];
-
-		for (unsigned p = 0; p < s->n_ports; p++) {
-			struct sm_sp *sp = &sm->sps[sm->n_sps++];
-
-			sp->service = i;
-			sp->port = s->ports[p];
-			sp->n_sel = 1 + s->n_policies;
-			sp->dpt = calloc(s->n_targets ? s->n_targets : 1, sizeof(*sp->dpt));
-			sp->sel = calloc(sp->n_sel, sizeof(*sp->sel));
-			if (!sp->dpt || !sp->sel)
+	sm->sps_cap = n ? n : 1;
+	for (unsigned i = 0; i < c->n_services; i++)
+		for (unsigned p = 0; p < c->services[i].n_ports; p++)
+			if (sp_init(sm, &sm->sps[sm->n_sps++], i, c->services[i].ports[p]) != 0)
 				return -ENOMEM;
-			for (unsigned j = 0; j < s->n_policies; j++)
-				sp->sel[j + 1].policy = &s->policies[j];
-			// Without required agents nobody reports Rdy: a configured
-			// target counts as one ready listener.
-			if (!c->agents.required)
-				for (unsigned k = 0; k < s->n_targets; k++)
-					sp->dpt[k].rdy = 1;
-		}
-	}
 	return 0;
 }
 
@@ -1196,6 +1507,7 @@ struct ctl_sm *ctl_sm_create(const struct ctl_conf *c, uint64_t now_ms)
 	// with no QoS penalty: configured weights alone decide.
 	for (unsigned t = 0; t < c->n_targets; t++) {
 		sm->targets[t].capacity = sm->targets[t].cap_applied = CASA_AGENT_CAPACITY_MAX;
+		sm->targets[t].weight = c->targets[t].weight;
 		sm->targets[t].lost_ms = 0;
 		// A required agent that never registers: the target starts
 		// down-pending, and is marked down after the agents timeout.

@@ -5,6 +5,7 @@
  * the data path to do, for the tests to check.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fp_stub.h"
@@ -17,8 +18,54 @@ static bool flow_eq(const struct fp_flow *a, const struct fp_flow *b)
 	       a->dport == b->dport && a->proto == b->proto;
 }
 
+static void tables_free(struct fp_tables_desc *d)
+{
+	for (uint32_t i = 0; d->services && i < d->n_services; i++) {
+		for (uint32_t p = 0; d->services[i].policies && p < d->services[i].n_policies; p++)
+			free((void *)(uintptr_t)d->services[i].policies[p].sel);
+		free((void *)(uintptr_t)d->services[i].policies);
+		free((void *)(uintptr_t)d->services[i].sel);
+	}
+	free((void *)(uintptr_t)d->services);
+	free((void *)(uintptr_t)d->targets);
+	free((void *)(uintptr_t)d->vips);
+	memset(d, 0, sizeof(*d));
+}
+
+static void *dup_mem(const void *p, size_t n)
+{
+	void *q = malloc(n ? n : 1);
+
+	if (q && n)
+		memcpy(q, p, n);
+	return q;
+}
+
+/* A deep copy of what control published (the stub keeps no snapshot of
+ * its own). Copies that fail leave empty tables: fp_trace then says so. */
+static void tables_copy(struct fp_tables_desc *to, const struct fp_tables_desc *d)
+{
+	struct fp_service_desc *svcs = dup_mem(d->services, d->n_services * sizeof(*svcs));
+
+	*to = *d;
+	to->targets = dup_mem(d->targets, d->n_targets * sizeof(*d->targets));
+	to->vips = dup_mem(d->vips, d->n_vips * sizeof(*d->vips));
+	to->services = svcs;
+	for (uint32_t i = 0; svcs && i < d->n_services; i++) {
+		struct fp_policy_desc *pol =
+			dup_mem(d->services[i].policies,
+				d->services[i].n_policies * sizeof(*d->services[i].policies));
+
+		svcs[i].sel = dup_mem(d->services[i].sel, d->services[i].n_sel * sizeof(uint32_t));
+		svcs[i].policies = pol;
+		for (uint32_t p = 0; pol && p < d->services[i].n_policies; p++)
+			pol[p].sel = dup_mem(pol[p].sel, pol[p].n_sel * sizeof(uint32_t));
+	}
+}
+
 void fp_stub_reset(void)
 {
+	tables_free(&fp_stub.tables);
 	memset(&fp_stub, 0, sizeof(fp_stub));
 }
 
@@ -51,10 +98,13 @@ unsigned fp_worker_count(void)
 
 int fp_publish(const struct fp_tables_desc *d, char *err, size_t errlen)
 {
-	(void)d;
 	(void)err;
 	(void)errlen;
 	fp_stub.publishes++;
+	tables_free(&fp_stub.tables);
+	tables_copy(&fp_stub.tables, d);
+	fp_stub.have_tables = true;
+	fp_stub.generation++;
 	return 0;
 }
 
@@ -210,5 +260,131 @@ int fp_port_mac(uint16_t p, uint8_t mac[6])
 
 	(void)p;
 	memcpy(mac, m, 6);
+	return 0;
+}
+
+void fp_stats_clear(void)
+{
+	fp_stub.stats_clears++;
+}
+
+/* ---- fp_trace over the copied tables: the worker's steps, simplified (one
+ * worker, whose round-robin position is 0; a hash of its own) ---- */
+
+static const struct fp_service_desc *trace_service(const struct fp_flow *f)
+{
+	const struct fp_service_desc *any = NULL;
+
+	for (uint32_t i = 0; i < fp_stub.tables.n_services; i++) {
+		const struct fp_service_desc *s = &fp_stub.tables.services[i];
+
+		if (s->vip != f->dst || s->proto != f->proto)
+			continue;
+		if (s->port == f->dport)
+			return s;
+		if (s->port == 0)
+			any = s;
+	}
+	return any;
+}
+
+static bool trace_is_vip(uint32_t a)
+{
+	for (uint32_t i = 0; i < fp_stub.tables.n_vips; i++)
+		if (fp_stub.tables.vips[i] == a)
+			return true;
+	return false;
+}
+
+static void trace_target(uint32_t target, struct fp_trace *t)
+{
+	t->target = target;
+	if (target >= fp_stub.tables.n_targets) {
+		t->verdict = "drop_no_target";
+		return;
+	}
+	t->target_known = true;
+	t->dispatch = fp_stub.tables.targets[target];
+	t->verdict = t->dispatch.dispatch == FP_DISPATCH_L2 ? "fwd_l2" : "fwd_gre";
+}
+
+static void trace_place(const struct fp_service_desc *s, const struct fp_flow *f,
+			struct fp_trace *t)
+{
+	const uint32_t *sel = s->sel;
+	uint32_t n = s->n_sel;
+
+	for (uint32_t i = 0; i < s->n_policies; i++)
+		if ((f->src & s->policies[i].mask) == (s->policies[i].src & s->policies[i].mask)) {
+			sel = s->policies[i].sel;
+			n = s->policies[i].n_sel;
+			t->policy = true;
+			t->policy_src = s->policies[i].src;
+			t->policy_mask = s->policies[i].mask;
+			break;
+		}
+	t->sel_mode = s->sel_mode;
+	t->sel_size = n;
+	if (n == 0) {
+		t->step = FP_TRACE_NO_TARGET;
+		t->verdict = "no_target_to_control";
+		return;
+	}
+	t->step = FP_TRACE_PLACE;
+	if (s->sel_mode == FP_SEL_HASH) {
+		t->sel_index = (f->src ^ f->sport) % n;
+		trace_target(sel[t->sel_index], t);
+		return;
+	}
+	t->n_workers = 1;
+	t->next[0] = sel[0];
+	trace_target(sel[0], t);
+}
+
+int fp_trace(const struct fp_flow *f, uint8_t tcp_flags, struct fp_trace *t)
+{
+	const struct fp_service_desc *s;
+	int a;
+
+	if (!f || !t)
+		return -EINVAL;
+	memset(t, 0, sizeof(*t));
+	t->service = t->target = FP_TARGET_NONE;
+	if (!fp_stub.have_tables) {
+		t->step = FP_TRACE_NO_TABLES;
+		t->verdict = "drop_no_service";
+		return 0;
+	}
+	t->generation = fp_stub.generation;
+	if (!trace_is_vip(f->dst)) {
+		t->step = FP_TRACE_NOT_VIP;
+		t->verdict = "drop_not_ours";
+		return 0;
+	}
+	if (f->proto != 6 && f->proto != 17) {
+		t->step = FP_TRACE_NOT_L4;
+		t->verdict = f->proto == 1 ? "reply_icmp_echo" : "drop_ip_protocol";
+		return 0;
+	}
+	s = trace_service(f);
+	if (s) {
+		t->service = s->id;
+		t->service_port = s->port;
+		t->idle_s = s->idle_s ? s->idle_s : 900;
+	}
+	a = aff_index(f);
+	if (a >= 0) {
+		t->step = FP_TRACE_AFFINITY;
+		t->aff = fp_stub.aff[a];
+		trace_target(t->aff.target, t);
+	} else if (!s) {
+		t->step = FP_TRACE_NO_SERVICE;
+		t->verdict = "drop_no_service";
+	} else if (f->proto == 17 || (tcp_flags & 0x16) == 0x02) {
+		trace_place(s, f, t);
+	} else {
+		t->step = FP_TRACE_INTEREST;
+		t->verdict = "interest_to_control";
+	}
 	return 0;
 }

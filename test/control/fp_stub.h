@@ -17,6 +17,12 @@ struct fp_stub {
 	uint64_t aff_adds, aff_dels, publishes, forwards, releases, tx_frames;
 	uint32_t last_forward_target;
 	struct fp_stub_frame tx; /* the last frame sent with fp_tx_frame */
+	uint64_t stats_clears;   /* fp_stats_clear calls */
+	/* A deep copy of the last published tables, which fp_trace reads;
+	 * freed by the next publish and by fp_stub_reset. */
+	struct fp_tables_desc tables;
+	bool have_tables;
+	uint64_t generation;
 };
 
 extern struct fp_stub fp_stub;

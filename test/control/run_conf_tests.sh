@@ -31,6 +31,14 @@ check good 0 -n -v good.conf
 check bad-keys 1 -n bad-keys.conf
 check bad-sm 1 -n bad-sm.conf
 check bad-key 1 -n bad-key.conf
+check bad-console 1 -n bad-console.conf
+check bad-console-open 1 -n bad-console-open.conf
+# The console's secrets are never printed (good.conf has one in a file and
+# one inline).
+if "$casalb" -n -v good.conf | grep -q -e console-secret -e en-secret; then
+	echo "FAIL a console password was printed"
+	status=1
+fi
 got=$("$casalb" -n missing.conf 2>&1)
 if [ $? -ne 1 ] || [ -z "$got" ]; then
 	echo "FAIL missing file: no error"

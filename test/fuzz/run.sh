@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every libFuzzer target for a while: fuzz_casa_decode, fuzz_fp_parse, fuzz_ctl_conf.
+# Run every libFuzzer target for a while: fuzz_casa_decode, fuzz_fp_parse, fuzz_ctl_conf,
+# fuzz_ctl_cmd.
 #
 # usage: test/fuzz/run.sh BUILD_DIR SECONDS
 #
@@ -7,7 +8,7 @@
 # -Db_sanitize=address,undefined -Db_lundef=false). SECONDS is each target's time. Seed
 # corpora are built in a temporary directory: casa_decode's from test/data/casa/*.hex (for
 # the F datagrams, their CASA payload), fp_parse's from test/fuzz/frames/*.hex, ctl_conf's
-# from conf/*.conf and test/control/conf/*.conf; the first two add their regressions folder. Prints libFuzzer's final statistics and "fuzz: NAME runs=N
+# from conf/*.conf and test/control/conf/*.conf, ctl_cmd's from test/fuzz/cmds; the first two add their regressions folder. Prints libFuzzer's final statistics and "fuzz: NAME runs=N
 # seconds=S" per target; exits non-zero if a fuzzer stopped on a crash or a broken property,
 # printing where the artifacts are (and their hex). The temporary directory is kept then,
 # and removed after a clean run.
@@ -20,7 +21,7 @@ fi
 build=$1
 seconds=$2
 src=$(cd "$(dirname "$0")/../.." && pwd)
-for f in fuzz_casa_decode fuzz_fp_parse fuzz_ctl_conf; do
+for f in fuzz_casa_decode fuzz_fp_parse fuzz_ctl_conf fuzz_ctl_cmd; do
 	if ! [ -x "$build/test/fuzz/$f" ]; then
 		echo "fuzz: $build/test/fuzz/$f not found; configure $build with -Dfuzzing=true (CC=clang)" >&2
 		exit 2
@@ -29,7 +30,7 @@ done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX")
 mkdir -p "$work/casa_decode/corpus" "$work/fp_parse/corpus" "$work/ctl_conf/corpus" \
-	"$work/artifacts"
+	"$work/ctl_cmd/corpus" "$work/artifacts"
 
 # shellcheck disable=SC2059 # the format is the data: \xHH escapes only
 hex2bin() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
@@ -68,6 +69,7 @@ copy_regressions() {
 		[ -f "$f" ] && cp "$f" "$to/"
 	done
 }
+cp "$src"/test/fuzz/cmds/* "$work/ctl_cmd/corpus/"
 copy_regressions "$src/test/fuzz/regressions" "$work/casa_decode/corpus"
 copy_regressions "$src/test/fuzz/regressions-fp" "$work/fp_parse/corpus"
 
@@ -96,6 +98,7 @@ run_target() {
 run_target casa_decode 65535 -dict="$src/test/fuzz/casa.dict"
 run_target fp_parse 9216
 run_target ctl_conf 65536
+run_target ctl_cmd 8192
 
 artifacts=$(find "$work/artifacts" -type f | sort)
 if [ "$failed" != 0 ] || [ -n "$artifacts" ]; then

@@ -13,7 +13,8 @@ Each folder under src/ is a room. This check reads every #include of every
     fastpath never includes a control header;
   - system libraries stay in the rooms that may link them: DPDK (rte_*.h)
     in fastpath only, liburcu in fastpath and control, libconfig in control,
-    libbpf in agent and xdp, openssl in casa and control.
+    libbpf in agent and xdp, openssl in casa and control, libmicrohttpd
+    in control.
 
 Then it checks that the build holds the line, not just the text:
 
@@ -86,6 +87,7 @@ LIBRARY_ROOMS = [
     ("libbpf", lambda n: n.startswith("bpf/") or n == "linux/bpf.h",
      {"agent", "xdp"}),
     ("openssl", lambda n: n.startswith("openssl/"), {"casa", "control"}),
+    ("libmicrohttpd", lambda n: n == "microhttpd.h", {"control"}),
 ]
 
 INCLUDE_RE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"]+)[>"]', re.M)

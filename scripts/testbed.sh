@@ -283,7 +283,9 @@ write_conf()
 		echo "  ports = ( { device = \"net_af_packet0,iface=lb0,qpairs=2\";"
 		echo "              address = \"192.0.2.2\";"
 		echo "              gateway_mac = \"$(mac_of router eth0)\"; } );"
-		echo "  gre = { local = \"192.0.2.2\"; };"
+		# Keyed GRE: each target's key in every packet; its agent drops
+		# GRE without it.
+		echo "  gre = { local = \"192.0.2.2\"; key = true; };"
 		echo "};"
 		# Loads apply every 2 s by default (60 in production), so the load
 		# test waits less.
@@ -300,7 +302,7 @@ write_conf()
 			# The target's own address: its tunnel endpoint for GRE, its
 			# dispatch address (what its agent reports) for both.
 			echo "  { name = \"$t\"; dispatch = \"$dispatch\"; address = \"192.0.2.2$((i + 1))\";"
-			[ "$dispatch" = gre ] && echo "    tunnel = \"192.0.2.2$((i + 1))\";"
+			[ "$dispatch" = gre ] && echo "    tunnel = \"192.0.2.2$((i + 1))\"; key = 100$((i + 1));"
 			echo "    mac = \"$(mac_of "$t" eth0)\"; weight = $w; }$([ "$i" -lt $((${#targets[@]} - 1)) ] && echo ,)"
 		done
 		echo ");"

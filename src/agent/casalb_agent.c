@@ -7,8 +7,11 @@
  *
  * Connects to the Service Manager, registers as target NAME, and then:
  * plumbs each assigned VIP on the loopback interface with ARP suppressed
- * (layer-2 dispatch: direct server return; -N leaves plumbing to the
- * operator) and removes what it added on exit; reports readiness (Rdy:
+ * (direct server return) and, when the SM's REGISTER_ACK says GRE, attaches
+ * the GRE decapsulation program (agent_gre.c) at the tc ingress of the
+ * interface holding the tunnel endpoint, with the assigned VIPs in its map
+ * (-N leaves all plumbing to the operator, a kernel GRE device for one);
+ * it removes what it added on exit; reports readiness (Rdy:
  * listening sockets that accept VIP:port) on change and every keepalive;
  * reports load (capacity weight and QoS fraction; with -c, of that cgroup v2
  * directory rather than the whole host) every keepalive; polls
@@ -16,12 +19,11 @@
  * sends its whole connection table after every registration (resync). It
  * reconnects with exponential backoff (1 s to 30 s) when the SM goes away
  * or falls silent past the hold time.
- *
- * Not yet: GRE decapsulation with a tc BPF program (issue 5 continues).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -36,6 +38,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bpf/libbpf.h>
 
 #include "agent.h"
 #include "casa.h"
@@ -62,6 +66,11 @@ struct agent {
 	uint32_t rdy[CASA_AGENT_SERVICES_MAX];
 	uint32_t plumbed[CASA_AGENT_SERVICES_MAX]; /* VIPs we added to lo */
 	unsigned n_plumbed;
+	struct agent_gre *gre;                      /* the decapsulation program, NULL for L2 */
+	uint32_t gre_endpoint;                      /* its tunnel endpoint (host order) */
+	uint32_t gre_vips[CASA_AGENT_SERVICES_MAX]; /* VIPs in its map */
+	unsigned n_gre_vips;
+	uint64_t gre_seen[AGENT_GRE_N_COUNTERS]; /* counters last logged (-v) */
 	struct casa_agent_conn *conns, *conns_now, *ended;
 	unsigned n_conns;
 	struct agent_cpu_sample cpu;
@@ -73,6 +82,16 @@ struct agent {
 };
 
 static volatile sig_atomic_t stopping;
+static bool libbpf_verbose;
+
+/* libbpf's warnings to stderr; its debug lines (the verifier's log) with -v only. */
+__attribute__((format(printf, 2, 0))) static int libbpf_log(enum libbpf_print_level level,
+							    const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !libbpf_verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
 
 static void on_signal(int sig)
 {
@@ -87,6 +106,8 @@ static uint64_t now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+static void say(const struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void say(const struct agent *a, const char *fmt, ...)
 {
@@ -178,6 +199,143 @@ static void unplumb(struct agent *a)
 	a->n_plumbed = 0;
 }
 
+/* ---- GRE decapsulation (the SM's REGISTER_ACK says GRE) -------------------------------- */
+
+/* The interface holding addr (host order): where the tunnel's packets come
+ * in. 0, or -ENODEV when no interface has it. */
+static int ifname_of(uint32_t addr, char name[IF_NAMESIZE])
+{
+	struct ifaddrs *all, *i;
+	int rc = -ENODEV;
+
+	if (getifaddrs(&all) != 0)
+		return -errno;
+	for (i = all; i && rc != 0; i = i->ifa_next) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)(void *)i->ifa_addr;
+
+		if (sin && sin->sin_family == AF_INET && ntohl(sin->sin_addr.s_addr) == addr) {
+			snprintf(name, IF_NAMESIZE, "%s", i->ifa_name);
+			rc = 0;
+		}
+	}
+	freeifaddrs(all);
+	return rc;
+}
+
+static bool gre_has_vip(const struct agent *a, uint32_t vip)
+{
+	for (unsigned i = 0; i < a->n_gre_vips; i++)
+		if (a->gre_vips[i] == vip)
+			return true;
+	return false;
+}
+
+static bool svc_has_gre_vip(const struct agent *a, uint32_t vip)
+{
+	for (unsigned i = 0; i < a->n_svc; i++)
+		if (a->svc[i].vip == vip && a->svc[i].dispatch == CASA_DISPATCH_GRE)
+			return true;
+	return false;
+}
+
+/* Make the program's VIP map the VIPs SERVICES assigned with GRE. */
+static void gre_sync_vips(struct agent *a)
+{
+	unsigned kept = 0;
+
+	if (!a->gre)
+		return;
+	for (unsigned i = 0; i < a->n_gre_vips; i++) {
+		if (svc_has_gre_vip(a, a->gre_vips[i]))
+			a->gre_vips[kept++] = a->gre_vips[i];
+		else
+			agent_gre_vip_del(a->gre, a->gre_vips[i]);
+	}
+	a->n_gre_vips = kept;
+	for (unsigned i = 0; i < a->n_svc; i++) {
+		uint32_t vip = a->svc[i].vip;
+
+		if (a->svc[i].dispatch != CASA_DISPATCH_GRE || gre_has_vip(a, vip) ||
+		    a->n_gre_vips == CASA_AGENT_SERVICES_MAX)
+			continue;
+		if (agent_gre_vip_add(a->gre, vip) == 0)
+			a->gre_vips[a->n_gre_vips++] = vip;
+	}
+}
+
+static void gre_stop(struct agent *a)
+{
+	if (!a->gre)
+		return;
+	agent_gre_detach(a->gre);
+	a->gre = NULL;
+	a->n_gre_vips = 0;
+	a->gre_endpoint = 0;
+	memset(a->gre_seen, 0, sizeof(a->gre_seen));
+}
+
+/*
+ * Follow the dispatch the SM sent in its REGISTER_ACK: GRE attaches the
+ * program on the endpoint's interface (again when the endpoint moved), L2
+ * detaches it. A lost SM session leaves it attached: packets already in
+ * flight for existing connections keep being decapsulated.
+ */
+static void gre_follow(struct agent *a, const struct casa_dispatch_info *d)
+{
+	struct agent_gre_conf conf = { .n_endpoints = 1 };
+	char ifname[IF_NAMESIZE], err[256];
+	int rc;
+
+	if (!a->plumb)
+		return;
+	if (d->method != CASA_DISPATCH_GRE) {
+		gre_stop(a);
+		return;
+	}
+	if (a->gre && a->gre_endpoint == d->tunnel_endpoint)
+		return;
+	gre_stop(a);
+	rc = ifname_of(d->tunnel_endpoint, ifname);
+	if (rc != 0) {
+		struct in_addr in = { .s_addr = htonl(d->tunnel_endpoint) };
+
+		say(a, "GRE: no interface holds the tunnel endpoint %s (%s): nothing decapsulated",
+		    inet_ntoa(in), strerror(-rc));
+		return;
+	}
+	conf.endpoints = &d->tunnel_endpoint;
+	conf.key_set = (d->gre_flags & CASA_GRE_F_KEY) != 0;
+	conf.key = d->gre_key;
+	a->gre = agent_gre_attach(ifname, &conf, err, sizeof(err));
+	if (!a->gre) {
+		say(a, "GRE: %s", err);
+		return;
+	}
+	a->gre_endpoint = d->tunnel_endpoint;
+	say(a, "GRE: decapsulating on %s (tc ingress BPF)%s", ifname,
+	    conf.key_set ? ", key required" : "");
+	gre_sync_vips(a);
+}
+
+/* With -v, the program's counters whenever they moved. */
+static void gre_log_counters(struct agent *a)
+{
+	uint64_t c[AGENT_GRE_N_COUNTERS];
+	char line[1024];
+	size_t off = 0;
+
+	if (!a->verbose || !a->gre || agent_gre_counters(a->gre, c) != 0 ||
+	    memcmp(c, a->gre_seen, sizeof(c)) == 0)
+		return;
+	memcpy(a->gre_seen, c, sizeof(c));
+	for (unsigned i = 0; i < AGENT_GRE_N_COUNTERS && off < sizeof(line); i++)
+		if (c[i])
+			off += (size_t)snprintf(line + off, sizeof(line) - off, " %s %llu",
+						agent_gre_counter_name(i),
+						(unsigned long long)c[i]);
+	say(a, "GRE:%s", off ? line : " nothing seen");
+}
+
 /* ---- the SM session --------------------------------------------------------------------- */
 
 static void disconnect(struct agent *a, const char *why)
@@ -223,8 +381,9 @@ static void try_connect(struct agent *a)
 					 .epoch = (uint32_t)time(NULL),
 					 .keepalive_s = 1,
 					 .hold_s = 5,
-					 .caps = CASA_AGENT_CAP_L2 | CASA_AGENT_CAP_CONN_END |
-						 CASA_AGENT_CAP_RESYNC | CASA_AGENT_CAP_LOAD };
+					 .caps = CASA_AGENT_CAP_L2 | CASA_AGENT_CAP_GRE |
+						 CASA_AGENT_CAP_CONN_END | CASA_AGENT_CAP_RESYNC |
+						 CASA_AGENT_CAP_LOAD };
 
 	a->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
@@ -426,6 +585,8 @@ static void on_message(struct agent *a, const uint8_t *buf, size_t len)
 		a->keepalive_s = m.agent.reg.keepalive_s;
 		a->hold_s = m.agent.reg.hold_s;
 		say(a, "registered as \"%s\" (target %u)", a->name, m.agent.reg.caps);
+		if (m.present & CASA_HAS_DISPATCH_INFO)
+			gre_follow(a, &m.dispatch);
 		break;
 	case CASA_MSG_AGENT_SERVICES:
 		a->n_svc = m.agent.list.n;
@@ -434,6 +595,7 @@ static void on_message(struct agent *a, const uint8_t *buf, size_t len)
 		memset(a->rdy, 0, sizeof(a->rdy));
 		say(a, "serving %u VIP ports", a->n_svc);
 		plumb(a);
+		gre_sync_vips(a);
 		poll_conns(a, true);
 		send_ready(a, true);
 		send_load(a);
@@ -493,6 +655,7 @@ static void timers(struct agent *a, uint64_t now)
 
 		send_ready(a, true);
 		send_load(a);
+		gre_log_counters(a);
 		send_msg(a, casa_encode_agent_keepalive(a->msg, sizeof(a->msg), &k));
 		a->next_ka_ms = now + (uint64_t)(a->keepalive_s ? a->keepalive_s : 5) * 1000;
 	}
@@ -586,6 +749,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	a.sm = ntohl(in.s_addr);
+	libbpf_verbose = a.verbose;
+	libbpf_set_print(libbpf_log);
 	a.auth = key ? key_load(key, alg, key_id) : NULL;
 	a.signer.epoch = (uint32_t)time(NULL);
 	a.conns = calloc(CONNS_MAX, sizeof(*a.conns));
@@ -620,6 +785,7 @@ int main(int argc, char **argv)
 		if (a.fd >= 0)
 			timers(&a, now_ms());
 	}
+	gre_stop(&a);
 	unplumb(&a);
 	if (a.fd >= 0)
 		close(a.fd);

@@ -149,12 +149,18 @@ static bool dispatch_matches(const struct ctl_target *t, const struct casa_dispa
 	return t->fp.dispatch == FP_DISPATCH_GRE && d->tunnel_endpoint == t->fp.tunnel;
 }
 
-static void target_dispatch(const struct ctl_target *t, struct casa_dispatch_info *d)
+/* What the agent must plumb for target t: its dispatch, and for GRE the
+ * endpoint and whether every packet carries the key (and sequence numbers). */
+static void target_dispatch(const struct ctl_conf *c, const struct ctl_target *t,
+			    struct casa_dispatch_info *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->method = t->fp.dispatch == FP_DISPATCH_L2 ? CASA_DISPATCH_L2 : CASA_DISPATCH_GRE;
 	d->tunnel_endpoint = t->fp.tunnel;
 	d->gre_key = t->fp.gre_key;
+	if (d->method == CASA_DISPATCH_GRE)
+		d->gre_flags = (uint8_t)((c->fp.gre.use_key ? CASA_GRE_F_KEY : 0) |
+					 (c->fp.gre.use_seq ? CASA_GRE_F_SEQ : 0));
 	if (t->fp.dispatch == FP_DISPATCH_L2 && t->fp.has_mac)
 		memcpy(d->nexthop_mac, t->fp.mac, 6);
 	if (d->method == CASA_DISPATCH_GRE && !d->tunnel_endpoint)
@@ -221,7 +227,7 @@ static void on_register(struct ctl_agent *a, struct session *s, const struct cas
 		s->target = t;
 		s->sender_id = m->agent.reg.sender_id;
 		a->k.registered++;
-		target_dispatch(&a->c->targets[t], &d);
+		target_dispatch(a->c, &a->c->targets[t], &d);
 		send_msg(a, s, casa_encode_agent_register_ack(a->msg, sizeof(a->msg), &ack, &d),
 			 wall);
 		send_services(a, s, wall);

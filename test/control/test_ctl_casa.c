@@ -318,11 +318,19 @@ static void test_agent_server(void)
 	int fd = agent_connect(), bad;
 
 	CU_ASSERT_FATAL(fd >= 0);
+	// A keyed GRE configuration: the ack tells the agent to require the key.
+	conf.fp.gre.use_key = true;
+	conf.targets[0].fp.gre_key = 0x1234;
 	agent_send(fd, msg, casa_encode_agent_register(msg, sizeof(msg), &r, "t1", NULL));
 	CU_ASSERT(agent_recv(fd, &m) > 0);
+	conf.fp.gre.use_key = false;
+	conf.targets[0].fp.gre_key = 0;
 	CU_ASSERT(m.type == CASA_MSG_AGENT_REGISTER_ACK && m.agent.reg.status == CASA_AGENT_ST_OK);
 	CU_ASSERT(m.present & CASA_HAS_DISPATCH_INFO);
+	CU_ASSERT_EQUAL(m.dispatch.method, CASA_DISPATCH_GRE);
 	CU_ASSERT_EQUAL(m.dispatch.tunnel_endpoint, 0xC633640B);
+	CU_ASSERT_EQUAL(m.dispatch.gre_flags, CASA_GRE_F_KEY);
+	CU_ASSERT_EQUAL(m.dispatch.gre_key, 0x1234);
 	CU_ASSERT(agent_recv(fd, &m) > 0);
 	CU_ASSERT(m.type == CASA_MSG_AGENT_SERVICES && m.agent.list.n == 1);
 	// READY makes t1 a candidate.

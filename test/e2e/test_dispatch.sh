@@ -94,13 +94,13 @@ check "no failed request" '[ "$failures" -eq 0 ]'
 check "weights 3:1:1 followed" '[ "${seen[t1]:-0}" -eq 15 ] && [ "${seen[t2]:-0}" -eq 5 ] && [ "${seen[t3]:-0}" -eq 5 ]'
 
 if [ "$mode" = gre ]; then
-	# Every GRE packet: outer and inner addresses, protocols, inner port,
-	# for the SYNs.
+	# Every GRE packet: outer and inner addresses, protocols, t1's key
+	# (1001, the test bed's), inner port, for the SYNs.
 	syns=$(tshark -r "$cap" -Y "tcp.flags.syn == 1 && tcp.flags.ack == 0" -T fields \
-		-e ip.src -e ip.dst -e ip.proto -e tcp.dstport 2>/dev/null | sort | uniq -c)
+		-e ip.src -e ip.dst -e ip.proto -e gre.key -e tcp.dstport 2>/dev/null | sort | uniq -c)
 	echo "GRE SYNs seen on t1's link: $syns"
-	check "t1 received SYNs in GRE 192.0.2.2 -> 192.0.2.21, inner client -> VIP:80" \
-		'echo "$syns" | grep -qE "^ *15 192\.0\.2\.2,203\.0\.113\.130[[:space:]]+192\.0\.2\.21,$vip[[:space:]]+47,6[[:space:]]+80$"'
+	check "t1 received SYNs in GRE 192.0.2.2 -> 192.0.2.21 key 1001, inner client -> VIP:80" \
+		'echo "$syns" | grep -qE "^ *15 192\.0\.2\.2,203\.0\.113\.130[[:space:]]+192\.0\.2\.21,$vip[[:space:]]+47,6[[:space:]]+0x0*3e9[[:space:]]+80$"'
 else
 	syns=$(tshark -r "$cap" -T fields -e ip.src -e ip.dst -e tcp.dstport 2>/dev/null | sort | uniq -c)
 	echo "SYNs seen on t1's link: $syns"
@@ -143,4 +143,15 @@ for _ in $(seq 1 50); do
 done
 grep "^worker" "$log" | tail -1
 check "casalb counted $mode forwards" 'grep "^worker" "$log" | tail -1 | grep -qE "fwd_$mode=[1-9]"'
+if [ "$mode" = gre ]; then
+	# The agent's program, keyed, did the decapsulating (its counters are
+	# logged every keepalive; -v).
+	alog=$TESTBED_STATE/agent-t1.log
+	sleep 1.5
+	grep "GRE" "$alog" | tail -2
+	check "t1's agent decapsulates on eth0 with the key required" \
+		'grep -q "GRE: decapsulating on eth0 (tc ingress BPF), key required" "$alog"'
+	check "t1's agent counted decapsulated packets and no key drop" \
+		'grep "GRE: " "$alog" | tail -1 | grep -E " decap [0-9]{4,}" | grep -vq drop_key'
+fi
 exit $fail

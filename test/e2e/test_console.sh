@@ -6,6 +6,8 @@
 #     the CASA wildcard for it is advertised, and once t1's extra server on
 #     8080 is reported ready by its agent, a client's connection to
 #     VIP:8080 is placed and answered;
+#   - show vdpt's TotalConn of every row equals the metrics endpoint's
+#     casalb_target_connections_total (one snapshot for both);
 #   - delete the port again: vipadcfg no longer lists it;
 #   - a wrong password is refused.
 # Every wait is bounded; the test bed is always torn down. Needs root, expect
@@ -165,6 +167,34 @@ check "show vdpt: t1 took the 8080 connection" \
 	'grep "^203.0.113.10    08080 " "$work/placed.log" | grep " t1 " | grep -qv " 0000000000 "'
 check "trace flow explains a new connection to 8080" \
 	'grep -q "service: web, 203.0.113.10 port 8080" "$work/placed.log"'
+
+# Console and metrics render the same snapshot: with no traffic in between,
+# each VDPT row's TotalConn equals its casalb_target_connections_total.
+metrics=$(timeout 10 bash "$bed" exec "$node" curl -s --max-time 5 "$(status metrics)")
+# vdpt_total PORT5 TARGET: TotalConn of that row in the placed transcript.
+vdpt_total()
+{
+	awk -v p="$1" -v t="$2" '$1 == "203.0.113.10" && $2 == p && $8 == t { print $5 + 0; exit }' \
+		"$work/placed.log"
+}
+# metric_total PORT TARGET: the series' value in the scrape.
+metric_total()
+{
+	echo "$metrics" | grep '^casalb_target_connections_total{' | grep "port=\"$1\"" |
+		grep "target=\"$2\"" | awk '{ print $2 + 0; exit }'
+}
+pairs=
+same=1 # read in check's eval
+for row in "00080 t1" "00080 t2" "00080 t3" "08080 t1"; do
+	read -r p5 t <<<"$row"
+	c=$(vdpt_total "$p5" "$t")
+	m=$(metric_total "$((10#$p5))" "$t")
+	pairs="$pairs $t:$((10#$p5))=${c:-none}/${m:-none}"
+	# shellcheck disable=SC2034 # read in check's eval
+	[ -n "$c" ] && [ -n "$m" ] && [ "$c" = "$m" ] || same=0
+done
+echo "TotalConn console/metrics:$pairs"
+check "show vdpt's TotalConn equals casalb_target_connections_total on every row" '[ "$same" -eq 1 ]'
 
 console delete
 rc=$?

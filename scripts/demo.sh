@@ -9,9 +9,13 @@
 #     messages: the three datagrams of seed section 6.8.1 from a pcap, then
 #     the same messages from their hex (test/data/casa/V1-V3.hex);
 #   - the appliance on the namespace test bed (scripts/testbed.sh, as root):
-#     casalb's DPDK fast path between a client and three targets running
-#     python3 http.server; curl through the VIP, the answers per target
-#     (weights 3:1:1), the SYNs on a target's link as tshark sees them, and
+#     a client behind a router, casalb's DPDK fast path, three targets
+#     running python3 http.server and casalb-agent (which decapsulates GRE
+#     with its tc BPF program); curl and wrk through the VIP and the
+#     per-target distribution from the servers' own logs (weights 3:1:1),
+#     the GRE packets on a target's link as tshark sees them, the Service
+#     Manager's VIPADCFG, VDPT, VCRT, CASA wildcards and affinities on the
+#     admin console (telnet), an excerpt of the Prometheus endpoint, and
 #     casalb's own counters. Torn down at the end (--keep leaves it up).
 # Nothing here is canned: every line after the titles is printed by the
 # programs themselves.
@@ -19,7 +23,8 @@
 # Each part of the demo is one function called from main.
 #
 # Environment: BUILD_PREFIX puts the build at PREFIX-build (as in test.sh);
-# JOBS sets parallel compile jobs (default 2).
+# JOBS sets parallel compile jobs (default 2); DEMO_DISPATCH=l2 shows
+# layer-2 dispatch instead of GRE.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +39,7 @@ else
 fi
 jobs=${JOBS:-2}
 keep=0
+dispatch=${DEMO_DISPATCH:-gre}
 casadump=$build_dir/src/casa/casadump
 
 title()
@@ -97,52 +103,168 @@ demo_casadump_hex()
 	done
 }
 
-# The appliance for real: namespaces, DPDK over af_packet, real servers.
-demo_appliance()
+bed=scripts/testbed.sh
+
+# st KEY: one value of the test bed's status.
+st() { bash "$bed" status | sed -n "s/^$1=//p"; }
+
+# on NODE CMD...: run CMD on a test-bed node (its network namespace).
+on() { bash "$bed" exec "$@"; }
+
+# served T: the requests target T's server has logged.
+served() { grep -c '"GET ' "$(st state)/http-$1.log"; }
+
+# console CMD...: log in to the admin console (telnet, from the console
+# node, as an operator would) and run each CMD, printing the session.
+console()
 {
-	local bed=scripts/testbed.sh vip pid log n body
+	local script console
+
+	script=$(mktemp)
+	console=$(st console)
+	cat >"$script" <<'EXP'
+set timeout 10
+lassign $argv host port password
+log_user 1
+spawn -noecho telnet $host $port
+expect "Username: " { send "admin\r" }
+expect "Password: " { send "$password\r" }
+expect "casalb> "
+foreach cmd [lrange $argv 3 end] {
+	send "$cmd\r"
+	expect {
+		"casalb> " {}
+		timeout { puts "\n(no prompt after \"$cmd\")"; exit 1 }
+	}
+}
+send "quit\r"
+expect eof
+EXP
+	timeout 60 bash "$bed" exec "$(st console_node)" expect -f "$script" \
+		"${console%:*}" "${console#*:}" "$(st console_password)" "$@" |
+		tr -d '\r' | grep -v "^Trying\|^Connected to\|^Escape character" || true
+	rm -f "$script"
+}
+
+demo_bed_up()
+{
+	title "the test bed: client -> router -> VIP on casalb (DPDK, $dispatch dispatch) -> t1 t2 t3"
+	BUILD_DIR=$build_dir TESTBED_WEIGHTS="3 1 1" TESTBED_DISPATCH=$dispatch bash "$bed" up
+	echo "\$ scripts/testbed.sh status"
+	bash "$bed" status
+	echo
+	echo "\$ cat $(st lb_conf)"
+	cat "$(st lb_conf)"
+}
+
+demo_curl()
+{
+	local vip n body
 	local -A seen=()
 
-	title "casalb on the namespace test bed: client -> VIP -> casalb (DPDK) -> t1 t2 t3"
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "skipped: the test bed needs root (network namespaces)"
-		return
-	fi
-	[ "$keep" -eq 1 ] || trap 'bash scripts/testbed.sh down' EXIT
-	BUILD_DIR=$build_dir TESTBED_WEIGHTS="3 1 1" bash "$bed" up
-	BUILD_DIR=$build_dir bash "$bed" status
-	vip=$(bash "$bed" status | sed -n 's/^vip=//p')
-	echo "\$ cat $(bash "$bed" status | sed -n 's/^lb_conf=//p')"
-	cat "$(bash "$bed" status | sed -n 's/^lb_conf=//p')"
-	echo
-	echo "\$ for i in \$(seq 10); do ip netns exec clb-client curl -s http://$vip/; done"
+	vip=$(st vip)
+	title "curl through the VIP (each server answers with its own name)"
+	echo "\$ for i in \$(seq 10); do scripts/testbed.sh exec client curl -s http://$vip/; done"
 	for n in $(seq 1 10); do
-		body=$(timeout 5 ip netns exec clb-client curl -s --max-time 3 "http://$vip/") ||
+		body=$(timeout 5 bash "$bed" exec client curl -s --max-time 3 "http://$vip/") ||
 			body="(failed)"
 		echo "request $n: $body"
 		seen[$body]=$((${seen[$body]:-0} + 1))
 	done
 	echo "answers per target: t1=${seen[t1]:-0} t2=${seen[t2]:-0} t3=${seen[t3]:-0}" \
-		"(weights 3:1:1, smooth weighted round robin in shuffled cycles)"
+		"(configured weights 3:1:1; the agents' live capacities adjust them)"
+}
+
+demo_wrk()
+{
+	local vip t sum=0
+	local -A before=() got=()
+
+	vip=$(st vip)
+	title "wrk: 2 threads, 16 connections, 5 s through the VIP"
+	for t in t1 t2 t3; do before[$t]=$(served "$t"); done
+	echo "\$ scripts/testbed.sh exec client wrk -t2 -c16 -d5s http://$vip/"
+	timeout 30 bash "$bed" exec client wrk -t2 -c16 -d5s "http://$vip/"
+	sleep 0.5 # the servers' last log lines
+	for t in t1 t2 t3; do
+		got[$t]=$(($(served "$t") - before[$t]))
+		sum=$((sum + got[$t]))
+	done
 	echo
-	echo "\$ tshark on t2's link while the client asks five times more:"
-	echo "  the SYNs t2 gets, to its own MAC but still client -> VIP (layer-2 dispatch)"
-	capture_err=$(mktemp)
-	timeout 8 ip netns exec clb-t2 tshark -q -l -i eth0 -a duration:4 \
-		-f "tcp dst port 80 and tcp[13] & 18 == 2" \
-		-T fields -e eth.dst -e ip.src -e ip.dst -e tcp.dstport 2>"$capture_err" &
+	echo "per-target distribution, from the servers' own logs:"
+	for t in t1 t2 t3; do
+		awk -v t="$t" -v n="${got[$t]}" -v s="$sum" \
+			'BEGIN { printf "  %s %6d requests  %5.1f %%\n", t, n, s ? 100 * n / s : 0 }'
+	done
+}
+
+demo_wire()
+{
+	local vip err what
+
+	vip=$(st vip)
+	if [ "$dispatch" = gre ]; then
+		what="casalb's GRE (outer 192.0.2.2 -> t2's endpoint, protocol 47, t2's key) around the client's own SYN"
+	else
+		what="the client's own SYN to the VIP, sent to t2's MAC (layer-2 dispatch)"
+	fi
+	title "tshark on t2's link: $what"
+	err=$(mktemp)
+	echo "\$ scripts/testbed.sh exec t2 tshark -i eth0 -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields ..."
+	echo "eth.dst	ip.src	ip.dst	ip.proto	gre.key	tcp.dstport"
+	timeout 10 bash "$bed" exec t2 tshark -q -l -i eth0 -a duration:4 \
+		-f "ip proto 47 or tcp port 80" -Y "tcp.flags.syn == 1 && tcp.flags.ack == 0" \
+		-T fields -e eth.dst -e ip.src -e ip.dst -e ip.proto -e gre.key -e tcp.dstport \
+		2>"$err" &
 	# Bounded wait until the capture is live ("Capturing on 'eth0'").
 	for _ in $(seq 1 30); do
-		grep -q "Capturing on" "$capture_err" && break
+		grep -q "Capturing on" "$err" && break
 		sleep 0.1
 	done
-	for n in 1 2 3 4 5; do
-		timeout 5 ip netns exec clb-client curl -s -o /dev/null --max-time 3 "http://$vip/" || true
+	for _ in $(seq 1 10); do
+		timeout 5 bash "$bed" exec client curl -s -o /dev/null --max-time 3 "http://$vip/" || true
 	done
 	wait
-	rm -f "$capture_err"
-	pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
-	log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+	rm -f "$err"
+}
+
+demo_sm_tables()
+{
+	local vip holder
+
+	vip=$(st vip)
+	title "the Service Manager on the admin console (telnet $(st console) from node $(st console_node))"
+	# Six connections held open across the display, so the VCRT and the
+	# fixed affinities have something in them.
+	on client python3 -c '
+import socket, sys, time
+held = [socket.create_connection((sys.argv[1], 80), timeout=3) for _ in range(6)]
+time.sleep(4)' "$vip" &
+	holder=$!
+	sleep 1.5
+	console "show vipadcfg" "show vdpt detail" "show vcrt" "show casa wildcard" \
+		"show casa affinities" "show targets" "show agents" "show workers"
+	wait "$holder" || true
+}
+
+demo_metrics()
+{
+	local url
+
+	url=$(st metrics)
+	title "the Prometheus endpoint (an excerpt of $url)"
+	echo "\$ scripts/testbed.sh exec $(st console_node) curl -s $url | grep ..."
+	timeout 10 bash "$bed" exec "$(st console_node)" curl -s --max-time 5 "$url" |
+		grep -E '^casalb_(role|agent_up|worker_packets_total.*fwd|affinity_entries|vcrt_connections|target_(connections_total|effective_weight|capacity))' ||
+		true
+}
+
+demo_counters()
+{
+	local pid log lines
+
+	pid=$(st lb_pid)
+	log=$(st lb_log)
 	lines=$(wc -l <"$log")
 	kill -USR1 "$pid"
 	# Bounded wait for the counters' last line (the workers') in the log.
@@ -150,9 +272,34 @@ demo_appliance()
 		tail -n +$((lines + 1)) "$log" | grep -q '^worker ' && break
 		sleep 0.1
 	done
-	echo
-	echo "\$ kill -USR1 $pid   # casalb prints its counters"
+	title "casalb's own counters (kill -USR1 $pid)"
 	tail -n +$((lines + 1)) "$log"
+}
+
+# The appliance for real: namespaces, DPDK over af_packet, real servers.
+demo_appliance()
+{
+	if [ "$(id -u)" -ne 0 ]; then
+		title "the appliance on the namespace test bed"
+		echo "skipped: the test bed needs root (network namespaces)"
+		return
+	fi
+	[ "$keep" -eq 1 ] || trap 'bash scripts/testbed.sh down' EXIT
+	demo_bed_up
+	demo_curl
+	demo_wrk
+	demo_wire
+	demo_sm_tables
+	demo_metrics
+	demo_counters
+	if [ "$keep" -eq 1 ]; then
+		title "left running (--keep)"
+		echo "scripts/testbed.sh exec client curl -s http://$(st vip)/"
+		echo "scripts/testbed.sh exec $(st console_node) telnet $(st console | tr : ' ')" \
+			"  # admin / $(st console_password), enable: $(st console_enable_password)"
+		echo "scripts/testbed.sh exec $(st console_node) curl -s $(st metrics)"
+		echo "scripts/testbed.sh down"
+	fi
 }
 
 main()
@@ -164,7 +311,7 @@ main()
 		--no-deps) deps=0 ;;
 		--keep) keep=1 ;;
 		-h | --help)
-			sed -n '4,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+			sed -n '4,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 			return 0
 			;;
 		*) die "unknown argument '$1' (usage: scripts/demo.sh [--no-deps] [--keep])" ;;

@@ -242,9 +242,16 @@ target_up()
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
 	mkdir -p "$dir"
 	echo "$t" >"$dir/index.html"
-	# ip netns exec execs the program: $! is the server itself.
-	ip netns exec "$(ns "$t")" python3 -m http.server --bind 0.0.0.0 --directory "$dir" "$port" \
-		>"$state/http-$t.log" 2>&1 &
+	# ip netns exec execs the program: $! is the server itself. Python's
+	# http.server (threaded), with a listen backlog of 128 rather than
+	# socketserver's 5, which under wrk overflows and drops handshakes
+	# (no real server listens that short).
+	ip netns exec "$(ns "$t")" python3 -c '
+import functools, http.server as h, sys
+h.ThreadingHTTPServer.request_queue_size = 128
+h.test(HandlerClass=functools.partial(h.SimpleHTTPRequestHandler, directory=sys.argv[1]),
+       ServerClass=h.ThreadingHTTPServer, port=int(sys.argv[2]), bind="0.0.0.0")' \
+		"$dir" "$port" >"$state/http-$t.log" 2>&1 &
 	echo $! >"$state/http-$t.pid"
 }
 

@@ -107,11 +107,13 @@ unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_befo
  * see even connections shorter than a poll interval. Open returns the
  * descriptor (non-blocking) or -errno; read drains what is queued and
  * writes the ends on served VIP ports to out (up to max), returning the
- * count or -errno.
+ * count or -errno, and sets *overrun when the kernel dropped notifications
+ * (ENOBUFS: its buffer was full), after which only a full connection
+ * table tells the SM which connections are gone.
  */
 int agent_conns_watch_open(void);
 int agent_conns_watch_read(int fd, const struct casa_agent_service *svc, unsigned n_svc,
-			   struct casa_agent_conn *out, unsigned max);
+			   struct casa_agent_conn *out, unsigned max, bool *overrun);
 
 /* ---- GRE decapsulation (agent_gre.c, agent_gre.bpf.c) ----------------------
  *

@@ -105,14 +105,21 @@ unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_befo
 	return n;
 }
 
+#define WATCH_RCVBUF (8 << 20) /* bytes: some 50,000 notifications */
+
 int agent_conns_watch_open(void)
 {
 	struct sockaddr_nl nl = { .nl_family = AF_NETLINK,
 				  .nl_groups = 1u << (SKNLGRP_INET_TCP_DESTROY - 1) };
 	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
+	int rcvbuf = WATCH_RCVBUF;
 
 	if (fd < 0)
 		return -errno;
+	// A burst of short connections (thousands a second) overruns the
+	// default 208 KiB; past rmem_max only CAP_NET_ADMIN's FORCE helps.
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(fd, (struct sockaddr *)&nl, sizeof(nl)) != 0) {
 		int rc = -errno;
 
@@ -123,7 +130,7 @@ int agent_conns_watch_open(void)
 }
 
 int agent_conns_watch_read(int fd, const struct casa_agent_service *svc, unsigned n_svc,
-			   struct casa_agent_conn *out, unsigned max)
+			   struct casa_agent_conn *out, unsigned max, bool *overrun)
 {
 	static char buf[32768];
 	unsigned n = 0;
@@ -133,6 +140,12 @@ int agent_conns_watch_read(int fd, const struct casa_agent_service *svc, unsigne
 		ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		struct nlmsghdr *h = (struct nlmsghdr *)buf;
 
+		if (len < 0 && errno == ENOBUFS) {
+			// Notifications were lost: the caller must resync; the
+			// ends read so far are still good.
+			*overrun = true;
+			continue;
+		}
 		if (len < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? (int)n : -errno;
 		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {

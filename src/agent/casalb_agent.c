@@ -3,7 +3,7 @@
  * section 2; docs/agent-protocol.md).
  *
  *   casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE [-a sha256|md5]
- *                [-i KEY_ID]] [-c CGROUP_DIR] [-N] [-v]
+ *                [-i KEY_ID]] [-c CGROUP_DIR] [-r SECONDS] [-N] [-v]
  *
  * Connects to the Service Manager, registers as target NAME, and then:
  * plumbs each assigned VIP on the loopback interface with ARP suppressed
@@ -16,7 +16,10 @@
  * reports load (capacity weight and QoS fraction; with -c, of that cgroup v2
  * directory rather than the whole host) every keepalive; polls
  * its VIP connections every second and reports the ended ones in batches;
- * sends its whole connection table after every registration (resync). It
+ * sends its whole connection table after every registration, after lost
+ * end notifications, and every -r SECONDS (default 30; 0: never) so the SM
+ * forgets connections that never became one here (a client that gave up
+ * during the handshake leaves no socket whose end could be reported). It
  * reconnects with exponential backoff (1 s to 30 s) when the SM goes away
  * or falls silent past the hold time.
  */
@@ -56,10 +59,12 @@ struct agent {
 	struct casa_auth_ctx *auth;
 	struct casa_signer signer;
 	int fd;
-	int watch_fd; /* socket-destroy notifications, -1 when unavailable */
+	int watch_fd;    /* socket-destroy notifications, -1 when unavailable */
+	bool watch_lost; /* notifications were lost: send the whole table */
 	bool registered;
 	uint16_t keepalive_s, hold_s;
 	uint64_t last_rx_ms, next_try_ms, backoff_ms, next_ka_ms, next_poll_ms;
+	uint64_t resync_ms, next_resync_ms; /* periodic whole table; 0: off */
 	uint32_t ka_seq;
 	struct casa_agent_service svc[CASA_AGENT_SERVICES_MAX];
 	unsigned n_svc;
@@ -556,7 +561,8 @@ static void watch_ends(struct agent *a)
 
 	if (a->watch_fd < 0)
 		return;
-	n = agent_conns_watch_read(a->watch_fd, a->svc, a->n_svc, a->ended, CASA_AGENT_CONNS_MAX);
+	n = agent_conns_watch_read(a->watch_fd, a->svc, a->n_svc, a->ended, CASA_AGENT_CONNS_MAX,
+				   &a->watch_lost);
 	if (n > 0 && a->registered)
 		send_msg(a, casa_encode_agent_conns(a->msg, sizeof(a->msg), CASA_MSG_AGENT_CONN_END,
 						    0, 0, a->ended, (unsigned)n));
@@ -597,6 +603,7 @@ static void on_message(struct agent *a, const uint8_t *buf, size_t len)
 		plumb(a);
 		gre_sync_vips(a);
 		poll_conns(a, true);
+		a->next_resync_ms = now_ms() + a->resync_ms;
 		send_ready(a, true);
 		send_load(a);
 		break;
@@ -644,7 +651,17 @@ static void timers(struct agent *a, uint64_t now)
 	if (!a->registered)
 		return;
 	if (now >= a->next_poll_ms) {
-		poll_conns(a, false);
+		// Lost end notifications: the whole table, so the SM drops
+		// what is gone (its resync spares the youngest placements).
+		bool resync = a->watch_lost || (a->resync_ms && now >= a->next_resync_ms);
+
+		if (a->watch_lost)
+			say(a,
+			    "connection-end notifications lost (burst): sending the whole table");
+		poll_conns(a, resync);
+		a->watch_lost = false;
+		if (resync)
+			a->next_resync_ms = now + a->resync_ms;
 		send_ready(a, false);
 		a->next_poll_ms = now + 1000;
 	}
@@ -694,19 +711,21 @@ static struct casa_auth_ctx *key_load(const char *file, const char *alg, int id)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE"
-		   " [-a sha256|md5] [-i KEY_ID]] [-c CGROUP_DIR] [-N] [-v]\n");
+		   " [-a sha256|md5] [-i KEY_ID]] [-c CGROUP_DIR] [-r SECONDS] [-N] [-v]\n");
 }
 
 int main(int argc, char **argv)
 {
-	static struct agent a = {
-		.port = CASA_AGENT_PORT_DEFAULT, .plumb = true, .fd = -1, .backoff_ms = 1000
-	};
+	static struct agent a = { .port = CASA_AGENT_PORT_DEFAULT,
+				  .plumb = true,
+				  .fd = -1,
+				  .backoff_ms = 1000,
+				  .resync_ms = 30000 };
 	const char *key = NULL, *alg = "sha256", *sm = NULL;
 	struct in_addr in;
 	int opt, key_id = 1;
 
-	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:c:Nvh")) != -1) {
+	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:c:r:Nvh")) != -1) {
 		switch (opt) {
 		case 's':
 			sm = optarg;
@@ -729,6 +748,17 @@ int main(int argc, char **argv)
 		case 'c':
 			a.cgroup = optarg;
 			break;
+		case 'r': {
+			char *end;
+			unsigned long r = strtoul(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || r > 86400) {
+				fprintf(stderr, "casalb-agent: -r %s: seconds 0..86400\n", optarg);
+				return 2;
+			}
+			a.resync_ms = (uint64_t)r * 1000;
+			break;
+		}
 		case 'N':
 			a.plumb = false;
 			break;

@@ -275,7 +275,7 @@ static void on_conn_table(struct ctl_agent *a, struct session *s, const struct c
 	const struct casa_agent_list *l = &m->agent.list;
 
 	if (l->flags & CASA_AGENT_TBL_FIRST)
-		ctl_sm_resync_begin(a->sm, s->target, l->resync_id);
+		ctl_sm_resync_begin(a->sm, s->target, l->resync_id, now_ms);
 	for (unsigned i = 0; i < l->n; i++) {
 		struct casa_agent_conn c;
 		struct fp_flow f;

@@ -35,6 +35,9 @@
 #define DELETE_QUEUE 65536 /* pending affinity deletes (power of 2) */
 #define WITHDRAW_QUEUE 64  /* wildcards waiting for their TTL-0 advertisement */
 #define CONN_NONE UINT32_MAX
+/* A resync spares connections placed this shortly before it began: their
+ * SYN may not have reached the target when its agent took the table. */
+#define RESYNC_GRACE_MS 2000
 
 /* A selector: the state of one placement domain (a service port's default
  * target set or one of its client-subnet policies). Indexes k are
@@ -78,6 +81,7 @@ struct sm_target {
 	uint32_t resync_id;
 	bool resync_open;
 	uint32_t resync_gen;
+	uint64_t resync_begin_ms;
 	uint32_t weight; /* configured weight, live (starts as the file's) */
 	bool quiesced;   /* no new connections; existing ones drain */
 };
@@ -853,10 +857,11 @@ static void target_down(struct ctl_sm *sm, uint32_t t)
 	membership_changed(sm);
 }
 
-void ctl_sm_resync_begin(struct ctl_sm *sm, uint32_t target, uint32_t resync_id)
+void ctl_sm_resync_begin(struct ctl_sm *sm, uint32_t target, uint32_t resync_id, uint64_t now_ms)
 {
 	if (target >= sm->c->n_targets)
 		return;
+	sm->targets[target].resync_begin_ms = now_ms;
 	sm->targets[target].resync_id = resync_id;
 	sm->targets[target].resync_open = true;
 	sm->targets[target].resync_gen++;
@@ -897,7 +902,8 @@ void ctl_sm_resync_end(struct ctl_sm *sm, uint32_t target, uint32_t resync_id)
 	for (uint32_t i = 0; i < sm->capacity; i++) {
 		struct sm_conn *c = &sm->conns[i];
 
-		if (c->used && c->target == target && c->gen != st->resync_gen) {
+		if (c->used && c->target == target && c->gen != st->resync_gen &&
+		    c->created_ms + RESYNC_GRACE_MS <= st->resync_begin_ms) {
 			conn_forget(sm, c);
 			sm->k.resync_removed++;
 		}

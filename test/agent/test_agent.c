@@ -199,6 +199,7 @@ static void test_conns_live(void)
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct casa_agent_conn out[8];
 	int n = 0;
+	bool lost = false;
 
 	CU_ASSERT_FATAL(l >= 0);
 	c = socket(AF_INET, SOCK_STREAM, 0);
@@ -218,18 +219,56 @@ static void test_conns_live(void)
 		// Bounded: the notification is queued by the time close returns,
 		// but allow the kernel a moment.
 		for (int i = 0; i < 50 && n == 0; i++) {
-			n = agent_conns_watch_read(w, &svc, 1, out, 8);
+			n = agent_conns_watch_read(w, &svc, 1, out, 8, &lost);
 			if (n == 0)
 				usleep(10000);
 		}
 		CU_ASSERT(n >= 1);
 		CU_ASSERT(out[0].vip_port == p && out[0].state == CASA_AGENT_END_CLOSED);
+		CU_ASSERT_FALSE(lost);
 		close(w);
 	}
 	if (s >= 0)
 		close(s);
 	if (c >= 0)
 		close(c);
+	close(l);
+}
+
+/* More ends than the notification socket's buffer holds: the read says
+ * notifications were lost (so the agent sends its whole table). */
+static void test_conns_overrun(void)
+{
+	uint16_t p = free_port();
+	int l = listen_on(INADDR_LOOPBACK, p, false), w = agent_conns_watch_open(), tiny = 1;
+	struct casa_agent_service svc = { .vip = INADDR_LOOPBACK, .port = p, .protocol = 6 };
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(p),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct casa_agent_conn out[8];
+	bool lost = false;
+	int n;
+
+	CU_ASSERT_FATAL(l >= 0);
+	if (w < 0) {
+		CU_ASSERT(geteuid() != 0);
+		close(l);
+		return;
+	}
+	// The smallest buffer the kernel allows: a few notifications.
+	CU_ASSERT(setsockopt(w, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof(tiny)) == 0);
+	for (int i = 0; i < 64; i++) {
+		int c = socket(AF_INET, SOCK_STREAM, 0), s;
+
+		CU_ASSERT_FATAL(c >= 0 && connect(c, (struct sockaddr *)&to, sizeof(to)) == 0);
+		s = accept(l, NULL, NULL);
+		close(c);
+		close(s);
+	}
+	n = agent_conns_watch_read(w, &svc, 1, out, 8, &lost);
+	CU_ASSERT(n >= 0);
+	CU_ASSERT(lost);
+	close(w);
 	close(l);
 }
 
@@ -248,6 +287,7 @@ int main(void)
 	CU_add_test(s, "readiness through sock_diag", test_listeners);
 	CU_add_test(s, "connection ends between two polls", test_conns_ended);
 	CU_add_test(s, "connections and their ends through sock_diag", test_conns_live);
+	CU_add_test(s, "lost end notifications are reported", test_conns_overrun);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();

@@ -241,7 +241,7 @@ static void test_local_events(void)
 	CU_ASSERT_EQUAL(fp_stub.tx.len, 54);
 	CU_ASSERT(fp_stub.tx.bytes[14 + 33] == 0x04); // RST
 	// Known (the agent resynced it): the workers learn the affinity.
-	ctl_sm_resync_begin(sm, 1, 5);
+	ctl_sm_resync_begin(sm, 1, 5, NOW);
 	ctl_sm_resync_conn(sm, 1, &ev.flow, NOW);
 	ctl_sm_resync_end(sm, 1, 5);
 	ev.pkt = &fr;

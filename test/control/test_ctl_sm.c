@@ -298,7 +298,7 @@ static void test_resync(void)
 {
 	struct ctl_sm *sm = sm_new(1, 1, 1, "weighted-round-robin", NULL, false);
 	struct fp_flow a = flow(0xC0000210u, 1, 80), b = flow(0xC0000211u, 1, 80);
-	struct fp_flow c = flow(0xC0000212u, 1, 80);
+	struct fp_flow c = flow(0xC0000212u, 1, 80), d = flow(0xC0000213u, 1, 80);
 	struct ctl_conn_row r;
 	struct fp_flow df[4];
 	uint32_t dt[4];
@@ -306,13 +306,16 @@ static void test_resync(void)
 	CU_ASSERT_FATAL(sm != NULL);
 	ctl_sm_conn_new(sm, &c, 0, T0); // known, but t1's agent no longer has it
 	ctl_sm_conn_new(sm, &b, 1, T0); // recorded on t2, the agent of t1 holds it
-	ctl_sm_resync_begin(sm, 0, 77);
-	ctl_sm_resync_conn(sm, 0, &a, T0);
-	ctl_sm_resync_conn(sm, 0, &b, T0);
+	// Placed just before the table began: its SYN may still be on the way.
+	ctl_sm_conn_new(sm, &d, 0, T0 + 4000);
+	ctl_sm_resync_begin(sm, 0, 77, T0 + 5000);
+	ctl_sm_resync_conn(sm, 0, &a, T0 + 5000);
+	ctl_sm_resync_conn(sm, 0, &b, T0 + 5000);
 	ctl_sm_resync_end(sm, 0, 76); // wrong id: ignored
 	CU_ASSERT(ctl_sm_conn_find(sm, &c, NULL));
 	ctl_sm_resync_end(sm, 0, 77);
 	CU_ASSERT_FALSE(ctl_sm_conn_find(sm, &c, NULL));
+	CU_ASSERT(ctl_sm_conn_find(sm, &d, &r) && r.target == 0);
 	CU_ASSERT(ctl_sm_conn_find(sm, &a, &r) && r.target == 0);
 	CU_ASSERT(ctl_sm_conn_find(sm, &b, &r) && r.target == 0);
 	CU_ASSERT_EQUAL(ctl_sm_deletes_take(sm, df, dt, 4), 1);

@@ -12,61 +12,19 @@ set -uo pipefail
 src=$1
 export BUILD_DIR=$2
 export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-agents.$$
-bed="$src/scripts/testbed.sh"
-fail=0
+# shellcheck source=test/e2e/lib.sh
+source "$src/test/e2e/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for network namespaces"
-	exit 77
-fi
+e2e_need_root
 trap 'bash "$bed" down' EXIT
 
-check()
-{
-	if eval "$2"; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		fail=1
-	fi
-}
-
 # The SM's VCRT size, from the counters casalb prints on SIGUSR1.
-vcrt()
-{
-	local lines
-	lines=$(wc -l <"$log")
-	kill -USR1 "$pid"
-	for _ in $(seq 1 30); do
-		tail -n +$((lines + 1)) "$log" | grep -q '^vcrt ' && break
-		sleep 0.1
-	done
-	tail -n +$((lines + 1)) "$log" | sed -n 's/^vcrt \([0-9]*\) .*/\1/p' | head -1
-}
+vcrt() { lb_counters '^vcrt ' | sed -n 's/^vcrt \([0-9]*\) .*/\1/p' | head -1; }
 
-# ask N: N requests; prints "t1 t2 t3 failures" counts.
-ask()
-{
-	local n=$1 body t1=0 t2=0 t3=0 bad=0
-	for _ in $(seq 1 "$n"); do
-		body=$(timeout 5 bash "$bed" exec client curl -s --max-time 3 "http://$vip/") || body=
-		case $body in
-		t1) t1=$((t1 + 1)) ;;
-		t2) t2=$((t2 + 1)) ;;
-		t3) t3=$((t3 + 1)) ;;
-		*) bad=$((bad + 1)) ;;
-		esac
-	done
-	echo "$t1 $t2 $t3 $bad"
-}
-
-timeout 90 bash "$bed" up || {
-	echo "FAIL test bed did not come up"
-	exit 1
-}
-vip=$(bash "$bed" status | sed -n 's/^vip=//p')
-pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
-log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+bed_up
+vip=$(bed_status vip)
+pid=$(bed_status lb_pid)
+log=$(bed_status lb_log)
 state=$TESTBED_STATE
 
 read -r t1 t2 t3 bad <<<"$(ask 12)"

@@ -18,13 +18,10 @@ set -uo pipefail
 src=$1
 export BUILD_DIR=$2
 export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-console.$$
-bed="$src/scripts/testbed.sh"
-fail=0
+# shellcheck source=test/e2e/lib.sh
+source "$src/test/e2e/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for network namespaces"
-	exit 77
-fi
+e2e_need_root
 for p in expect telnet; do
 	if ! command -v "$p" >/dev/null 2>&1; then
 		echo "SKIP: $p not installed (scripts/deps.sh)"
@@ -39,28 +36,13 @@ cleanup()
 }
 trap cleanup EXIT
 
-check()
-{
-	if eval "$2"; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		fail=1
-	fi
-}
 
-# status KEY: one value of `testbed.sh status`.
-status() { bash "$bed" status | sed -n "s/^$1=//p"; }
-
-timeout 90 bash "$bed" up || {
-	echo "FAIL test bed did not come up"
-	exit 1
-}
-vip=$(status vip)
-console=$(status console)
-node=$(status console_node)
-password=$(status console_password)
-enable=$(status console_enable_password)
+bed_up
+vip=$(bed_status vip)
+console=$(bed_status console)
+node=$(bed_status console_node)
+password=$(bed_status console_password)
+enable=$(bed_status console_enable_password)
 state=$TESTBED_STATE
 host=${console%:*}
 port=${console#*:}
@@ -170,7 +152,7 @@ check "trace flow explains a new connection to 8080" \
 
 # Console and metrics render the same snapshot: with no traffic in between,
 # each VDPT row's TotalConn equals its casalb_target_connections_total.
-metrics=$(timeout 10 bash "$bed" exec "$node" curl -s --max-time 5 "$(status metrics)")
+metrics=$(timeout 10 bash "$bed" exec "$node" curl -s --max-time 5 "$(bed_status metrics)")
 # vdpt_total PORT5 TARGET: TotalConn of that row in the placed transcript.
 vdpt_total()
 {

@@ -27,14 +27,11 @@ export TESTBED_WEIGHTS="3 1 1"
 export TESTBED_DISPATCH=$mode
 # Configured weights only: the agents' loads would apply after 10 min.
 export TESTBED_WEIGHT_REFRESH=600
-bed="$src/scripts/testbed.sh"
+# shellcheck source=test/e2e/lib.sh
+source "$src/test/e2e/lib.sh"
 requests=25
-fail=0
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for network namespaces"
-	exit 77
-fi
+e2e_need_root
 cleanup()
 {
 	[ -n "${cap_pid:-}" ] && kill "$cap_pid" 2>/dev/null
@@ -42,21 +39,8 @@ cleanup()
 }
 trap cleanup EXIT
 
-check()
-{
-	if eval "$2"; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		fail=1
-	fi
-}
-
-timeout 60 bash "$bed" up || {
-	echo "FAIL test bed did not come up"
-	exit 1
-}
-vip=$(bash "$bed" status | sed -n 's/^vip=//p')
+bed_up 60
+vip=$(bed_status vip)
 
 # Capture SYNs on t1's link while the client works.
 cap=$TESTBED_STATE/t1.pcap
@@ -133,16 +117,11 @@ within() { [ $(($1 * 100 * 100)) -ge $(($2 * sum * 80)) ] && [ $(($1 * 100 * 100
 check "wrk: shares follow the weights 3:1:1 within 20 %" \
 	'[ "$sum" -gt 0 ] && within "${got[t1]}" 60 && within "${got[t2]}" 20 && within "${got[t3]}" 20'
 
-pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
-log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
-kill -USR1 "$pid"
-# Bounded wait for casalb's counters in its log.
-for _ in $(seq 1 50); do
-	grep -q "^worker" "$log" && break
-	sleep 0.1
-done
-grep "^worker" "$log" | tail -1
-check "casalb counted $mode forwards" 'grep "^worker" "$log" | tail -1 | grep -qE "fwd_$mode=[1-9]"'
+pid=$(bed_status lb_pid)
+log=$(bed_status lb_log)
+workers=$(lb_counters '^worker' | grep '^worker')
+echo "$workers"
+check "casalb counted $mode forwards" 'echo "$workers" | tail -1 | grep -qE "fwd_$mode=[1-9]"'
 if [ "$mode" = gre ]; then
 	# The agent's program, keyed, did the decapsulating (its counters are
 	# logged every keepalive; -v).

@@ -19,14 +19,11 @@ src=$1
 export BUILD_DIR=$2
 export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-load.$$
 export TESTBED_DISPATCH=l2
-bed="$src/scripts/testbed.sh"
-fail=0
+# shellcheck source=test/e2e/lib.sh
+source "$src/test/e2e/lib.sh"
 stress_pid=
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for network namespaces"
-	exit 77
-fi
+e2e_need_root
 cleanup()
 {
 	[ -n "$stress_pid" ] && kill "$stress_pid" 2>/dev/null
@@ -34,32 +31,6 @@ cleanup()
 	bash "$bed" down
 }
 trap cleanup EXIT
-
-check()
-{
-	if eval "$2"; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		fail=1
-	fi
-}
-
-# ask N: N requests; prints "t1 t2 t3 failures" counts.
-ask()
-{
-	local n=$1 body t1=0 t2=0 t3=0 bad=0
-	for _ in $(seq 1 "$n"); do
-		body=$(timeout 5 bash "$bed" exec client curl -s --max-time 3 "http://$vip/") || body=
-		case $body in
-		t1) t1=$((t1 + 1)) ;;
-		t2) t2=$((t2 + 1)) ;;
-		t3) t3=$((t3 + 1)) ;;
-		*) bad=$((bad + 1)) ;;
-		esac
-	done
-	echo "$t1 $t2 $t3 $bad"
-}
 
 # The capacity t1's agent reported last (its -v "load capacity N" lines).
 t1_capacity()
@@ -84,11 +55,8 @@ wait_capacity()
 	return 1
 }
 
-timeout 90 bash "$bed" up || {
-	echo "FAIL test bed did not come up"
-	exit 1
-}
-vip=$(bash "$bed" status | sed -n 's/^vip=//p')
+bed_up
+vip=$(bed_status vip)
 state=$TESTBED_STATE
 if [ ! -s "$state/cgroup-t1" ]; then
 	echo "FAIL no cgroup v2 for the targets: agents can only measure the whole host"

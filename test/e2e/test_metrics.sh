@@ -18,17 +18,14 @@ src=$1
 export BUILD_DIR=$2
 export TESTBED_PREFIX=clbmet
 export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-metrics.$$
-bed="$src/scripts/testbed.sh"
+# shellcheck source=test/e2e/lib.sh
+source "$src/test/e2e/lib.sh"
 requests=10
 prom_addr=127.0.0.1:19090
-fail=0
 prom_pid=
 work=
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for network namespaces"
-	exit 77
-fi
+e2e_need_root
 for tool in promtool prometheus curl python3; do
 	command -v "$tool" >/dev/null || {
 		echo "FAIL $tool not installed (scripts/deps.sh installs it)"
@@ -45,16 +42,6 @@ cleanup()
 }
 trap cleanup EXIT
 work=$(mktemp -d "${TMPDIR:-/tmp}/casalb-e2e-metrics-work.XXXXXX")
-
-check()
-{
-	if eval "$2"; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		fail=1
-	fi
-}
 
 lb() { timeout 10 bash "$bed" exec lb "$@"; }
 
@@ -78,7 +65,7 @@ except Exception:
 }
 
 # N requests through the VIP from the client; prints how many were answered.
-ask()
+answered()
 {
 	local ok=0 body
 	for _ in $(seq 1 "$1"); do
@@ -90,12 +77,9 @@ ask()
 	echo "$ok"
 }
 
-timeout 120 bash "$bed" up || {
-	echo "FAIL test bed did not come up"
-	exit 1
-}
-vip=$(bash "$bed" status | sed -n 's/^vip=//p')
-url=$(bash "$bed" status | sed -n 's/^metrics=//p')
+bed_up 120
+vip=$(bed_status vip)
+url=$(bed_status metrics)
 url=${url:-http://127.0.0.1:9637/metrics}
 target=${url#http://}
 target=${target%%/*}
@@ -113,7 +97,7 @@ check "POST /metrics: 405 ($code)" '[ "$code" = 405 ]'
 
 # Requests through the VIP: each one is a connection placed on a target.
 base=$(family_sum "$before" casalb_target_connections_total)
-answered=$(ask "$requests")
+answered=$(answered "$requests")
 check "$answered of $requests requests answered" '[ "$answered" -eq "$requests" ]'
 after=$work/after.txt
 want=$((base + answered))

@@ -19,14 +19,11 @@ src=$1
 export BUILD_DIR=$2
 export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-kill.$$
 export TESTBED_DISPATCH=${TESTBED_DISPATCH:-l2}
-bed="$src/scripts/testbed.sh"
-fail=0
+# shellcheck source=test/e2e/lib.sh
+source "$src/test/e2e/lib.sh"
 holder_pid=
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for network namespaces"
-	exit 77
-fi
+e2e_need_root
 cleanup()
 {
 	[ -n "$holder_pid" ] && kill "$holder_pid" 2>/dev/null
@@ -34,16 +31,6 @@ cleanup()
 	bash "$bed" down
 }
 trap cleanup EXIT
-
-check()
-{
-	if eval "$2"; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		fail=1
-	fi
-}
 
 # The held connections: open N, print "open PORT" for each, wait for a line
 # on stdin, finish every request and print "PORT answer BODY SECONDS",
@@ -80,23 +67,13 @@ for s in conns:
 # targets_down from casalb's counters (SIGUSR1 prints them to its log).
 targets_down()
 {
-	local lines
-	lines=$(wc -l <"$log")
-	kill -USR1 "$pid"
-	for _ in $(seq 1 30); do
-		tail -n +$((lines + 1)) "$log" | grep -q '^vcrt ' && break
-		sleep 0.1
-	done
-	tail -n +$((lines + 1)) "$log" | sed -n 's/^vcrt .* targets_down \([0-9]*\) .*/\1/p' | head -1
+	lb_counters '^vcrt ' | sed -n 's/^vcrt .* targets_down \([0-9]*\) .*/\1/p' | head -1
 }
 
-timeout 90 bash "$bed" up || {
-	echo "FAIL test bed did not come up"
-	exit 1
-}
-vip=$(bash "$bed" status | sed -n 's/^vip=//p')
-pid=$(bash "$bed" status | sed -n 's/^lb_pid=//p')
-log=$(bash "$bed" status | sed -n 's/^lb_log=//p')
+bed_up
+vip=$(bed_status vip)
+pid=$(bed_status lb_pid)
+log=$(bed_status lb_log)
 state=$TESTBED_STATE
 out=$state/holder.out
 

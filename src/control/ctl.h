@@ -306,8 +306,7 @@ void ctl_sm_agent_load(struct ctl_sm *sm, uint32_t target, uint8_t capacity, uin
 /* The agent's session ended (closed, silent): the target stays as it is
  * until the agents timeout passes, then it is marked down. */
 void ctl_sm_agent_lost(struct ctl_sm *sm, uint32_t target, uint64_t now_ms);
-void ctl_sm_resync_begin(struct ctl_sm *sm, uint32_t target, uint32_t resync_id,
-			 uint64_t now_ms);
+void ctl_sm_resync_begin(struct ctl_sm *sm, uint32_t target, uint32_t resync_id, uint64_t now_ms);
 void ctl_sm_resync_conn(struct ctl_sm *sm, uint32_t target, const struct fp_flow *f,
 			uint64_t now_ms);
 /* LAST chunk: connections of target not listed since begin are removed,

@@ -206,18 +206,20 @@ agent_up()
 	return 0
 }
 
-# Bounded wait until every agent serves its VIP and a request gets through.
+# Bounded wait until every agent serves its VIP and has reported its server
+# ready (Rdy, so every target takes new connections from the start), and a
+# request gets through.
 wait_agents()
 {
-	local t
+	local t ready="ready $vip:$port Rdy [1-9]"
 
 	for t in "${targets[@]}"; do
 		for _ in $(seq 1 100); do
-			grep -q "serving" "$state/agent-$t.log" 2>/dev/null && break
+			grep -q "$ready" "$state/agent-$t.log" 2>/dev/null && break
 			sleep 0.1
 		done
-		grep -q "serving" "$state/agent-$t.log" 2>/dev/null || {
-			log "agent on $t did not register:"
+		grep -q "$ready" "$state/agent-$t.log" 2>/dev/null || {
+			log "agent on $t did not register, or its server did not listen:"
 			cat "$state/agent-$t.log" >&2
 			return 1
 		}

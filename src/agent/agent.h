@@ -29,6 +29,15 @@
 #include "agent_gre.h"
 #include "casa.h"
 
+/*
+ * The Service Managers to try, in order: the primary first, then its
+ * backups (-s A,B or -s A -s B). Adds the comma-separated IPv4 addresses of
+ * text to list (n entries, at most max), skipping ones already there.
+ * 0, -EINVAL for an empty or bad address (0.0.0.0 included), -E2BIG past max.
+ */
+#define AGENT_SMS_MAX 8
+int agent_sm_list_add(const char *text, uint32_t *list, unsigned *n, unsigned max);
+
 /* Aggregate CPU time from /proc/stat's "cpu " line, in clock ticks. */
 struct agent_cpu_sample {
 	uint64_t idle;  /* idle + iowait */

@@ -2,10 +2,12 @@
  * casalb_agent.c - casalb-agent, the target host's daemon (design.md
  * section 2; docs/agent-protocol.md).
  *
- *   casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE [-a sha256|md5]
+ *   casalb-agent -s SM_ADDR[,BACKUP...] -n NAME [-p PORT] [-k KEY_FILE [-a sha256|md5]
  *                [-i KEY_ID]] [-c CGROUP_DIR] [-r SECONDS] [-N] [-v]
  *
- * Connects to the Service Manager, registers as target NAME, and then:
+ * Connects to the Service Manager (the first of -s that answers: the
+ * primary, then its backups in order, each connect bounded to 3 s),
+ * registers as target NAME, and then:
  * plumbs each assigned VIP on the loopback interface with ARP suppressed
  * (direct server return) and, when the SM's REGISTER_ACK says GRE, attaches
  * the GRE decapsulation program (agent_gre.c) at the tc ingress of the
@@ -25,6 +27,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <ifaddrs.h>
 #include <linux/if_addr.h>
@@ -48,10 +51,12 @@
 #include "casa.h"
 
 #define CONNS_MAX 65536
+#define CONNECT_TIMEOUT_MS 3000
 #define MSG_CAP 65536
 
 struct agent {
-	uint32_t sm;
+	uint32_t sm[AGENT_SMS_MAX]; /* the primary SM first, then backups */
+	unsigned n_sm, sm_at;       /* sm_at: the one tried or talked to */
 	uint16_t port;
 	const char *name;
 	const char *cgroup; /* measure this cgroup (v2 directory), not the host */
@@ -352,8 +357,36 @@ static void disconnect(struct agent *a, const char *why)
 	a->fd = -1;
 	a->registered = false;
 	a->rx_len = 0;
+	// The next SM at once (a backup may have taken over); backoff only
+	// once every SM of the list has failed.
+	a->sm_at = (a->sm_at + 1) % a->n_sm;
+	if (a->sm_at != 0) {
+		a->next_try_ms = now_ms();
+		return;
+	}
 	a->next_try_ms = now_ms() + a->backoff_ms;
 	a->backoff_ms = a->backoff_ms * 2 > 30000 ? 30000 : a->backoff_ms * 2;
+}
+
+/* connect() with a time limit: a dead SM must not hold the agent for the
+ * kernel's two minutes of SYN retries when a backup waits. */
+static int connect_within(int fd, const struct sockaddr_in *sa, int timeout_ms)
+{
+	int fl = fcntl(fd, F_GETFL), err = 0;
+	socklen_t el = sizeof(err);
+	struct pollfd pf = { .fd = fd, .events = POLLOUT };
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		if (errno != EINPROGRESS)
+			return -errno;
+		if (poll(&pf, 1, timeout_ms) != 1)
+			return -ETIMEDOUT;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0)
+			return err ? -err : -errno;
+	}
+	return fcntl(fd, F_SETFL, fl) == 0 ? 0 : -errno;
 }
 
 static void send_msg(struct agent *a, size_t len)
@@ -379,7 +412,7 @@ static void try_connect(struct agent *a)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_port = htons(a->port),
-				  .sin_addr.s_addr = htonl(a->sm) };
+				  .sin_addr.s_addr = htonl(a->sm[a->sm_at]) };
 	struct sockaddr_in me;
 	socklen_t ml = sizeof(me);
 	struct casa_agent_register r = { .version = CASA_AGENT_VERSION,
@@ -390,11 +423,20 @@ static void try_connect(struct agent *a)
 						 CASA_AGENT_CAP_CONN_END | CASA_AGENT_CAP_RESYNC |
 						 CASA_AGENT_CAP_LOAD };
 
+	char why[96];
+	int rc;
+
 	a->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		disconnect(a, strerror(errno));
+	rc = a->fd < 0 ? -errno : connect_within(a->fd, &sa, CONNECT_TIMEOUT_MS);
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "connect to %s: %s", inet_ntoa(sa.sin_addr),
+			 strerror(-rc));
+		if (a->fd < 0)
+			say(a, "%s", why);
+		disconnect(a, why);
 		return;
 	}
+	say(a, "connected to the service manager %s:%u", inet_ntoa(sa.sin_addr), a->port);
 	getsockname(a->fd, (struct sockaddr *)&me, &ml);
 	// The sender id is our address toward the SM (spec 6.6: by default
 	// the node's control address).
@@ -710,7 +752,7 @@ static struct casa_auth_ctx *key_load(const char *file, const char *alg, int id)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: casalb-agent -s SM_ADDR -n NAME [-p PORT] [-k KEY_FILE"
+	fprintf(f, "usage: casalb-agent -s SM_ADDR[,BACKUP...] -n NAME [-p PORT] [-k KEY_FILE"
 		   " [-a sha256|md5] [-i KEY_ID]] [-c CGROUP_DIR] [-r SECONDS] [-N] [-v]\n");
 }
 
@@ -721,14 +763,20 @@ int main(int argc, char **argv)
 				  .fd = -1,
 				  .backoff_ms = 1000,
 				  .resync_ms = 30000 };
-	const char *key = NULL, *alg = "sha256", *sm = NULL;
-	struct in_addr in;
+	const char *key = NULL, *alg = "sha256";
+	char sms[AGENT_SMS_MAX * 16] = "";
 	int opt, key_id = 1;
 
 	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:c:r:Nvh")) != -1) {
 		switch (opt) {
 		case 's':
-			sm = optarg;
+			if (agent_sm_list_add(optarg, a.sm, &a.n_sm, AGENT_SMS_MAX) != 0) {
+				fprintf(stderr,
+					"casalb-agent: -s %s: IPv4 addresses, comma-separated,"
+					" at most %d service managers\n",
+					optarg, AGENT_SMS_MAX);
+				return 2;
+			}
 			break;
 		case 'n':
 			a.name = optarg;
@@ -773,12 +821,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!sm || !a.name || inet_pton(AF_INET, sm, &in) != 1 || a.port == 0 ||
-	    strlen(a.name) > CASA_NAME_MAX) {
+	if (a.n_sm == 0 || !a.name || a.port == 0 || strlen(a.name) > CASA_NAME_MAX) {
 		usage(stderr);
 		return 2;
 	}
-	a.sm = ntohl(in.s_addr);
 	libbpf_verbose = a.verbose;
 	libbpf_set_print(libbpf_log);
 	a.auth = key ? key_load(key, alg, key_id) : NULL;
@@ -795,7 +841,14 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	say(&a, "target \"%s\", service manager %s:%u", a.name, sm, a.port);
+	for (unsigned i = 0; i < a.n_sm; i++) {
+		struct in_addr in = { .s_addr = htonl(a.sm[i]) };
+
+		snprintf(sms + strlen(sms), sizeof(sms) - strlen(sms), "%s%s", i ? ", " : "",
+			 inet_ntoa(in));
+	}
+	say(&a, "target \"%s\", service manager%s %s (port %u)", a.name, a.n_sm > 1 ? "s" : "", sms,
+	    a.port);
 	while (!stopping) {
 		uint64_t now = now_ms();
 		struct pollfd pf[2] = { { .fd = a.fd, .events = POLLIN },

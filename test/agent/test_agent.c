@@ -257,7 +257,7 @@ static void test_conns_overrun(void)
 	}
 	// The smallest buffer the kernel allows: a few notifications.
 	CU_ASSERT(setsockopt(w, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof(tiny)) == 0);
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < 128; i++) {
 		int c = socket(AF_INET, SOCK_STREAM, 0), s;
 
 		CU_ASSERT_FATAL(c >= 0 && connect(c, (struct sockaddr *)&to, sizeof(to)) == 0);
@@ -265,11 +265,36 @@ static void test_conns_overrun(void)
 		close(c);
 		close(s);
 	}
+	// Sockets are freed (and notified) as their closes complete: give
+	// them time before the first read, which would make room.
+	usleep(300000);
 	n = agent_conns_watch_read(w, &svc, 1, out, 8, &lost);
 	CU_ASSERT(n >= 0);
 	CU_ASSERT(lost);
 	close(w);
 	close(l);
+}
+
+/* -s lists: the primary first, then backups; repeats skipped; bad input refused. */
+static void test_sm_list(void)
+{
+	uint32_t l[AGENT_SMS_MAX];
+	unsigned n = 0;
+
+	CU_ASSERT_EQUAL(agent_sm_list_add("198.51.100.1", l, &n, AGENT_SMS_MAX), 0);
+	CU_ASSERT_EQUAL(
+		agent_sm_list_add("198.51.100.2,198.51.100.1,198.51.100.3", l, &n, AGENT_SMS_MAX),
+		0);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT(l[0] == 0xC6336401 && l[1] == 0xC6336402 && l[2] == 0xC6336403);
+	CU_ASSERT_EQUAL(agent_sm_list_add("", l, &n, AGENT_SMS_MAX), -EINVAL);
+	CU_ASSERT_EQUAL(agent_sm_list_add("198.51.100.4,", l, &n, AGENT_SMS_MAX), -EINVAL);
+	CU_ASSERT_EQUAL(agent_sm_list_add(",198.51.100.4", l, &n, AGENT_SMS_MAX), -EINVAL);
+	CU_ASSERT_EQUAL(agent_sm_list_add("198.51.100.256", l, &n, AGENT_SMS_MAX), -EINVAL);
+	CU_ASSERT_EQUAL(agent_sm_list_add("0.0.0.0", l, &n, AGENT_SMS_MAX), -EINVAL);
+	CU_ASSERT_EQUAL(agent_sm_list_add("198.51.100.1 ", l, &n, AGENT_SMS_MAX), -EINVAL);
+	CU_ASSERT_EQUAL(agent_sm_list_add("198.51.100.9", l, &n, 3), -E2BIG);
+	CU_ASSERT_EQUAL(n, 3);
 }
 
 int main(void)
@@ -288,6 +313,7 @@ int main(void)
 	CU_add_test(s, "connection ends between two polls", test_conns_ended);
 	CU_add_test(s, "connections and their ends through sock_diag", test_conns_live);
 	CU_add_test(s, "lost end notifications are reported", test_conns_overrun);
+	CU_add_test(s, "service manager lists (-s)", test_sm_list);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();

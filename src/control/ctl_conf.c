@@ -719,9 +719,17 @@ static void load_service_ports(struct ctx *x, struct ctl_service *s, const confi
 	}
 }
 
+static bool service_has_target(const struct ctl_service *s, uint32_t idx);
+
 static void load_service_targets(struct ctx *x, struct ctl_conf *c, struct ctl_service *s,
 				 const config_setting_t *l, const char *obj)
 {
+	// Found by fuzz_ctl_conf: "targets = [ ]" was taken, a service
+	// nothing could ever serve.
+	if (config_setting_length(l) < 1) {
+		err(x, l, obj, "targets: at least one target required");
+		return;
+	}
 	for (int i = 0; i < config_setting_length(l) && s->n_targets < FP_TARGETS_MAX; i++) {
 		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
 		const char *name = config_setting_type(e) == CONFIG_TYPE_STRING ?
@@ -731,6 +739,8 @@ static void load_service_targets(struct ctx *x, struct ctl_conf *c, struct ctl_s
 
 		if (idx < 0)
 			err(x, e, obj, "target \"%s\" is not defined", name ? name : "?");
+		else if (service_has_target(s, (uint32_t)idx))
+			err(x, e, obj, "target \"%s\" listed twice", name);
 		else
 			s->targets[s->n_targets++] = (uint32_t)idx;
 	}

@@ -33,6 +33,7 @@ check bad-sm 1 -n bad-sm.conf
 check bad-key 1 -n bad-key.conf
 check bad-console 1 -n bad-console.conf
 check bad-console-open 1 -n bad-console-open.conf
+check bad-service 1 -n bad-service.conf
 # The console's secrets are never printed (good.conf has one in a file and
 # one inline).
 if "$casalb" -n -v good.conf | grep -q -e console-secret -e en-secret; then

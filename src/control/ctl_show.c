@@ -33,6 +33,16 @@ static int snap(struct ctl_cmd_ctx *x, struct ctl_snap *s, struct ctl_out *out)
 	return ctl_cmd_fail(out, -ENOMEM, "out of memory for the display");
 }
 
+/* A display without arguments, over a fresh snapshot: 0, or the error
+ * already written to out. */
+static int snap_plain(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_snap *s,
+		      struct ctl_out *out)
+{
+	int rc = no_args(x, argc, argv, out);
+
+	return rc != 0 ? rc : snap(x, s, out);
+}
+
 static const char *target_name(const struct ctl_conf *c, uint32_t t)
 {
 	return t < c->n_targets ? c->targets[t].name : "?";
@@ -260,7 +270,8 @@ int ctl_show_vdpt(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *
 
 /* ---- netstat VCRT (seed 5.6.1 Figures 5-25, 5-26; 6.8.1) ------------------------- */
 
-struct vcrt_walk {
+/* A walk over a table (VCRT, affinities) that prints rows up to a limit. */
+struct row_walk {
 	struct ctl_cmd_ctx *x;
 	const struct ctl_show_opts *o;
 	struct ctl_out *out;
@@ -268,7 +279,16 @@ struct vcrt_walk {
 	bool more; /* the limit stopped the walk */
 };
 
-static void vcrt_detail(const struct vcrt_walk *w, const struct ctl_conn_row *r)
+/* True (and the walk marked stopped) once the limit's rows are shown. */
+static bool walk_full(struct row_walk *w)
+{
+	if (w->shown < w->o->limit)
+		return false;
+	w->more = true;
+	return true;
+}
+
+static void vcrt_detail(const struct row_walk *w, const struct ctl_conn_row *r)
 {
 	char a[16], pr[4];
 	uint64_t now = w->x->now_ms;
@@ -282,15 +302,13 @@ static void vcrt_detail(const struct vcrt_walk *w, const struct ctl_conn_row *r)
 
 static int vcrt_row(const struct ctl_conn_row *r, void *arg)
 {
-	struct vcrt_walk *w = arg;
+	struct row_walk *w = arg;
 	char a[16], b[16], c[16];
 
 	if (w->o->has_vip && r->flow.dst != w->o->vip)
 		return 0;
-	if (w->shown == w->o->limit) {
-		w->more = true;
+	if (walk_full(w))
 		return 1;
-	}
 	ctl_out_printf(w->out, "%-15s %05u %-15s %05u %s\n", ctl_cmd_ip(r->flow.dst, a),
 		       r->flow.dport, ctl_cmd_ip(r->flow.src, b), r->flow.sport,
 		       ctl_cmd_ip(target_addr(w->x->v->c, r->target), c));
@@ -303,7 +321,7 @@ static int vcrt_row(const struct ctl_conn_row *r, void *arg)
 int ctl_show_vcrt(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *out)
 {
 	struct ctl_show_opts o;
-	struct vcrt_walk w = { .x = x, .o = &o, .out = out };
+	struct row_walk w = { .x = x, .o = &o, .out = out };
 	uint64_t cursor = 0, total;
 	int rc = ctl_cmd_opts(x, argc, argv, CTL_OPT_DETAIL | CTL_OPT_VIP | CTL_OPT_LIMIT, &o, out);
 
@@ -345,10 +363,8 @@ int ctl_show_casa_oper(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_
 	struct ctl_snap s;
 	unsigned wc = 0;
 	char a[16];
-	int rc = no_args(x, argc, argv, out);
+	int rc = snap_plain(x, argc, argv, &s, out);
 
-	if (rc == 0)
-		rc = snap(x, &s, out);
 	if (rc != 0)
 		return rc;
 	for (unsigned sp = 0; x->v->sm && sp < ctl_sm_sp_count(x->v->sm); sp++)
@@ -400,10 +416,8 @@ int ctl_show_casa_stats(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl
 {
 	struct ctl_snap s;
 	unsigned wc = 0;
-	int rc = no_args(x, argc, argv, out);
+	int rc = snap_plain(x, argc, argv, &s, out);
 
-	if (rc == 0)
-		rc = snap(x, &s, out);
 	if (rc != 0)
 		return rc;
 	for (unsigned sp = 0; x->v->sm && sp < ctl_sm_sp_count(x->v->sm); sp++)
@@ -533,15 +547,7 @@ int ctl_show_casa_wildcard(struct ctl_cmd_ctx *x, int argc, char **argv, struct 
 
 /* ---- show ip casa affinities (seed 6.8.2) --------------------------------------------- */
 
-struct aff_walk {
-	struct ctl_cmd_ctx *x;
-	const struct ctl_show_opts *o;
-	struct ctl_out *out;
-	unsigned shown;
-	bool more;
-};
-
-static void aff_detail(const struct aff_walk *w, const struct fp_affinity *f)
+static void aff_detail(const struct row_walk *w, const struct fp_affinity *f)
 {
 	const struct ctl_conf *c = w->x->v->c;
 	bool l2 = f->target < c->n_targets && c->targets[f->target].fp.dispatch == FP_DISPATCH_L2;
@@ -560,13 +566,11 @@ static void aff_detail(const struct aff_walk *w, const struct fp_affinity *f)
 
 static int aff_row(const struct fp_affinity *f, void *arg)
 {
-	struct aff_walk *w = arg;
+	struct row_walk *w = arg;
 	char a[16], b[16], pr[4];
 
-	if (w->shown == w->o->limit) {
-		w->more = true;
+	if (walk_full(w))
 		return 1;
-	}
 	if (w->shown == 0)
 		ctl_out_printf(w->out,
 			       "Source Address  Port   Dest Address    Port   Prot  Target\n");
@@ -582,7 +586,7 @@ static int aff_row(const struct fp_affinity *f, void *arg)
 int ctl_show_casa_affinities(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *out)
 {
 	struct ctl_show_opts o;
-	struct aff_walk w = { .x = x, .o = &o, .out = out };
+	struct row_walk w = { .x = x, .o = &o, .out = out };
 	struct fp_table_stats t;
 	uint64_t cursor = 0;
 	int rc = ctl_cmd_opts(x, argc, argv, CTL_OPT_DETAIL | CTL_OPT_LIMIT, &o, out);
@@ -620,10 +624,8 @@ int ctl_show_workers(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_ou
 {
 	struct fp_worker_stats total = { 0 };
 	struct ctl_snap s;
-	int rc = no_args(x, argc, argv, out);
+	int rc = snap_plain(x, argc, argv, &s, out);
 
-	if (rc == 0)
-		rc = snap(x, &s, out);
 	if (rc != 0)
 		return rc;
 	ctl_out_printf(out, "Worker  RxPkts       TxPkts       RxBytes        TxBytes        Busy%%"
@@ -703,10 +705,8 @@ int ctl_show_drops(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out 
 {
 	struct ctl_snap s;
 	unsigned shown = 0;
-	int rc = no_args(x, argc, argv, out);
+	int rc = snap_plain(x, argc, argv, &s, out);
 
-	if (rc == 0)
-		rc = snap(x, &s, out);
 	if (rc != 0)
 		return rc;
 	ctl_out_printf(out, "Fast path (all workers):\n");
@@ -769,10 +769,8 @@ int ctl_show_targets(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_ou
 int ctl_show_agents(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *out)
 {
 	struct ctl_snap s;
-	int rc = no_args(x, argc, argv, out);
+	int rc = snap_plain(x, argc, argv, &s, out);
 
-	if (rc == 0)
-		rc = snap(x, &s, out);
 	if (rc != 0)
 		return rc;
 	ctl_out_printf(out, "Address               Target           SenderId    LastRx  Msgs"

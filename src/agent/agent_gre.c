@@ -176,7 +176,8 @@ static bool tc_match(struct nlmsghdr *h, int ifindex, const char *kind)
 		return true;
 	for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
 		if (a->rta_type == TCA_KIND)
-			return strncmp(RTA_DATA(a), kind, RTA_PAYLOAD(a)) == 0;
+			return RTA_PAYLOAD(a) == strlen(kind) + 1 &&
+			       memcmp(RTA_DATA(a), kind, RTA_PAYLOAD(a)) == 0;
 	return false;
 }
 

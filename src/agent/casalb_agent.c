@@ -76,8 +76,10 @@ struct agent {
 	uint32_t rdy[CASA_AGENT_SERVICES_MAX];
 	uint32_t plumbed[CASA_AGENT_SERVICES_MAX]; /* VIPs we added to lo */
 	unsigned n_plumbed;
-	struct agent_gre *gre;                      /* the decapsulation program, NULL for L2 */
-	uint32_t gre_endpoint;                      /* its tunnel endpoint (host order) */
+	struct agent_gre *gre; /* the decapsulation program, NULL for L2 */
+	uint32_t gre_endpoint; /* its tunnel endpoint (host order) */
+	bool gre_key_set;      /* and its key, as the SM sent them */
+	uint32_t gre_key;
 	uint32_t gre_vips[CASA_AGENT_SERVICES_MAX]; /* VIPs in its map */
 	unsigned n_gre_vips;
 	uint64_t gre_seen[AGENT_GRE_N_COUNTERS]; /* counters last logged (-v) */
@@ -268,8 +270,13 @@ static void gre_sync_vips(struct agent *a)
 		if (a->svc[i].dispatch != CASA_DISPATCH_GRE || gre_has_vip(a, vip) ||
 		    a->n_gre_vips == CASA_AGENT_SERVICES_MAX)
 			continue;
-		if (agent_gre_vip_add(a->gre, vip) == 0)
+		int rc = agent_gre_vip_add(a->gre, vip);
+		struct in_addr in = { .s_addr = htonl(vip) };
+
+		if (rc == 0)
 			a->gre_vips[a->n_gre_vips++] = vip;
+		else
+			say(a, "GRE: VIP %s not decapsulated: %s", inet_ntoa(in), strerror(-rc));
 	}
 }
 
@@ -302,7 +309,11 @@ static void gre_follow(struct agent *a, const struct casa_dispatch_info *d)
 		gre_stop(a);
 		return;
 	}
-	if (a->gre && a->gre_endpoint == d->tunnel_endpoint)
+	conf.key_set = (d->gre_flags & CASA_GRE_F_KEY) != 0;
+	conf.key = d->gre_key;
+	// Attached as asked already; a new endpoint or key attaches again.
+	if (a->gre && a->gre_endpoint == d->tunnel_endpoint && a->gre_key_set == conf.key_set &&
+	    (!conf.key_set || a->gre_key == conf.key))
 		return;
 	gre_stop(a);
 	rc = ifname_of(d->tunnel_endpoint, ifname);
@@ -314,14 +325,14 @@ static void gre_follow(struct agent *a, const struct casa_dispatch_info *d)
 		return;
 	}
 	conf.endpoints = &d->tunnel_endpoint;
-	conf.key_set = (d->gre_flags & CASA_GRE_F_KEY) != 0;
-	conf.key = d->gre_key;
 	a->gre = agent_gre_attach(ifname, &conf, err, sizeof(err));
 	if (!a->gre) {
 		say(a, "GRE: %s", err);
 		return;
 	}
 	a->gre_endpoint = d->tunnel_endpoint;
+	a->gre_key_set = conf.key_set;
+	a->gre_key = conf.key;
 	say(a, "GRE: decapsulating on %s (tc ingress BPF)%s", ifname,
 	    conf.key_set ? ", key required" : "");
 	gre_sync_vips(a);
@@ -513,6 +524,21 @@ static void sample_host(struct agent_cpu_sample *cpu, double *press)
 		agent_psi_parse(psi, press);
 }
 
+/* CPU idle between two samples, 0..1000; clamped before it narrows (a
+ * recreated cgroup's usage restarts from 0, so idle can outgrow total). */
+static uint16_t idle_permille(const struct agent_cpu_sample *prev,
+			      const struct agent_cpu_sample *now)
+{
+	uint64_t idle;
+
+	if (now->total <= prev->total)
+		return 1000;
+	if (now->idle <= prev->idle)
+		return 0;
+	idle = 1000 * (now->idle - prev->idle) / (now->total - prev->total);
+	return (uint16_t)(idle > 1000 ? 1000 : idle);
+}
+
 static void send_load(struct agent *a)
 {
 	static char snmp[8192], netstat[16384];
@@ -536,13 +562,7 @@ static void send_load(struct agent *a)
 		l.qos = agent_qos(&a->tcp, &tcp);
 	}
 	l.active = a->n_conns;
-	l.cpu_idle = cpu.total > a->cpu.total ?
-			     (cpu.idle > a->cpu.idle ? (uint16_t)(1000 * (cpu.idle - a->cpu.idle) /
-								  (cpu.total - a->cpu.total)) :
-						       0) :
-			     1000;
-	if (l.cpu_idle > 1000)
-		l.cpu_idle = 1000;
+	l.cpu_idle = idle_permille(&a->cpu, &cpu);
 	l.pressure = (uint16_t)(press * 100);
 	a->cpu = cpu;
 	a->tcp = tcp;
@@ -580,6 +600,12 @@ static void poll_conns(struct agent *a, bool resync)
 	a->n_conns = (unsigned)n;
 	if (!resync)
 		return;
+	// A full buffer may have cut the table short: a table without its
+	// end would make the SM forget what did not fit.
+	if (a->n_conns == CONNS_MAX) {
+		say(a, "more than %d connections: no resync table sent", CONNS_MAX - 1);
+		return;
+	}
 	uint32_t id = (uint32_t)now_ms();
 	unsigned off = 0;
 
@@ -764,7 +790,7 @@ int main(int argc, char **argv)
 				  .backoff_ms = 1000,
 				  .resync_ms = 30000 };
 	const char *key = NULL, *alg = "sha256";
-	char sms[AGENT_SMS_MAX * 16] = "";
+	char sms[AGENT_SMS_MAX * (INET_ADDRSTRLEN + 2)] = "";
 	int opt, key_id = 1;
 
 	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:c:r:Nvh")) != -1) {
@@ -838,8 +864,11 @@ int main(int argc, char **argv)
 	if (a.watch_fd < 0)
 		say(&a, "no socket-destroy notifications (%s): polling for connection ends",
 		    strerror(-a.watch_fd));
+	// Every ordinary way to stop it undoes the plumbing (VIPs, tc program).
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGQUIT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < a.n_sm; i++) {
 		struct in_addr in = { .s_addr = htonl(a.sm[i]) };

@@ -238,6 +238,7 @@ struct ctl_sm_counters {
 /* One DPT row (netstat VDPT): a service port's target. */
 struct ctl_dpt_row {
 	uint32_t sp, target;
+	uint32_t service; /* index into the configuration's services, live */
 	uint32_t vip;
 	uint16_t port;
 	uint8_t proto;
@@ -348,8 +349,9 @@ unsigned ctl_sm_conn_walk(const struct ctl_sm *sm, uint64_t *cursor, unsigned ma
  *
  * port_add: service (index into c->services) distributes port too. 0,
  * -ENOENT (no such service), -EEXIST, -EADDRINUSE (another service has
- * that VIP, port and protocol), -ENOSPC (CTL_PORTS_PER_SERVICE per service
- * or FP_SERVICES_MAX in all), -ENOMEM.
+ * that VIP, port and protocol), -EBUSY (another service deleted it but its
+ * connections still drain), -ENOSPC (CTL_PORTS_PER_SERVICE per service or
+ * FP_SERVICES_MAX published in all, draining ones included), -ENOMEM.
  * port_del: no new connection on it and its wildcard is withdrawn (TTL 0),
  * while connections in the VCRT keep working until they end (seed 5.6.4:
  * "existing connections are maintained"). -ENOENT, -EBUSY (the service's

@@ -387,6 +387,8 @@ static size_t pick_word(char (*words)[24], size_t n, const char *typed)
 {
 	size_t hit = n, hits = 0;
 
+	if (typed[0] == '\0') // "" is a prefix of everything, a choice of nothing
+		return n;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(words[i], typed) == 0)
 			return i;
@@ -595,6 +597,11 @@ static int port_add(struct ctl_cmd_ctx *x, int svc, uint16_t port, struct ctl_ou
 				    port);
 	case -EADDRINUSE:
 		return ctl_cmd_fail(out, rc, "%s port %u %s belongs to another service",
+				    ctl_cmd_ip(s->vip, a), port, ctl_cmd_proto(s->proto, pr));
+	case -EBUSY:
+		return ctl_cmd_fail(out, rc,
+				    "%s port %u %s: another service's deleted port still drains;"
+				    " try again when its connections ended",
 				    ctl_cmd_ip(s->vip, a), port, ctl_cmd_proto(s->proto, pr));
 	case -ENOSPC:
 		return ctl_cmd_fail(out, rc,

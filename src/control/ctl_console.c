@@ -99,12 +99,15 @@ __attribute__((format(printf, 1, 2))) static void console_log(const char *fmt, .
 {
 	va_list ap;
 
+	// Session threads and the control thread log at once: one line each.
+	flockfile(stderr);
 	fprintf(stderr, "console: ");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 	fflush(stderr);
+	funlockfile(stderr);
 }
 
 static void wake(struct ctl_console *k)
@@ -140,10 +143,21 @@ static void set_who(struct session *s, const char *user)
 	pthread_mutex_unlock(&s->k->mu);
 }
 
+/* A guesser (login or enable) gets one try a second, and LOGIN_TRIES per
+ * connection. */
+static void slow_guesser(struct session *s)
+{
+	struct timespec pause = { .tv_sec = 1 };
+
+	if (++s->failures >= LOGIN_TRIES)
+		shutdown(s->sock, SHUT_RDWR);
+	else
+		nanosleep(&pause, NULL);
+}
+
 static int on_login(const char *user, const char *password)
 {
 	struct session *s = cur;
-	struct timespec pause = { .tv_sec = 1 };
 	char u[33];
 
 	if (secret_eq(password, s->k->password)) {
@@ -154,11 +168,7 @@ static int on_login(const char *user, const char *password)
 	}
 	console_log("session %llu from %s: login as \"%s\" failed", (unsigned long long)s->id,
 		    s->peer, ctl_cmd_word(user, u, sizeof(u)));
-	// A guesser gets one try a second, and LOGIN_TRIES per connection.
-	if (++s->failures >= LOGIN_TRIES)
-		shutdown(s->sock, SHUT_RDWR);
-	else
-		nanosleep(&pause, NULL);
+	slow_guesser(s);
 	return CLI_ERROR;
 }
 
@@ -176,6 +186,7 @@ static int on_enable(const char *password)
 		return 1;
 	}
 	console_log("session %llu from %s: enable refused", (unsigned long long)s->id, s->peer);
+	slow_guesser(s);
 	return 0;
 }
 

@@ -77,7 +77,6 @@ struct render {
 	const struct ctl_conf *c;
 	struct ctl_out *o;
 	char scratch[LABELS_MAX][32]; /* numbers and addresses of the labels in use */
-	unsigned sp_first, sp_svc;    /* row_service's cursor */
 };
 
 static void header(struct ctl_out *o, const char *name, const char *type, const char *help)
@@ -399,45 +398,13 @@ static unsigned worker_labels(struct render *r, unsigned i, struct label *l)
 	return 1;
 }
 
-/* The configured service with this VIP, port and protocol, or NULL. */
-static const struct ctl_service *service_find(const struct ctl_conf *c, const struct ctl_dpt_row *d)
-{
-	for (unsigned i = 0; i < c->n_services; i++) {
-		const struct ctl_service *s = &c->services[i];
-
-		for (unsigned p = 0; s->vip == d->vip && s->proto == d->proto && p < s->n_ports;
-		     p++)
-			if (s->ports[p] == d->port)
-				return s;
-	}
-	return NULL;
-}
-
-/* The service of a DPT row. ctl_sm numbers service ports in configuration
- * order (each service's ports in turn) and lists rows in that order, so a
- * cursor finds it in linear time over a family; a row that does not fit
- * (another numbering) is searched for by VIP and port. */
-static const struct ctl_service *row_service(struct render *r, const struct ctl_dpt_row *d)
-{
-	const struct ctl_conf *c = r->c;
-	const struct ctl_service *s;
-
-	if (d->sp < r->sp_first)
-		r->sp_first = r->sp_svc = 0;
-	while (r->sp_svc < c->n_services && d->sp >= r->sp_first + c->services[r->sp_svc].n_ports)
-		r->sp_first += c->services[r->sp_svc++].n_ports;
-	if (r->sp_svc >= c->n_services)
-		return service_find(c, d);
-	s = &c->services[r->sp_svc];
-	if (s->vip == d->vip && s->proto == d->proto && s->ports[d->sp - r->sp_first] == d->port)
-		return s;
-	return service_find(c, d);
-}
-
 static unsigned dpt_labels(struct render *r, unsigned i, struct label *l)
 {
 	const struct ctl_dpt_row *d = &r->s->dpt[i];
-	const struct ctl_service *s = row_service(r, d);
+	// The live service (a port added or moved by the console is not where
+	// the file had it).
+	const struct ctl_service *s =
+		d->service < r->c->n_services ? &r->c->services[d->service] : NULL;
 
 	casa_ip_format(d->vip, r->scratch[0], sizeof(r->scratch[0]));
 	snprintf(r->scratch[1], sizeof(r->scratch[1]), "%u", d->port);

@@ -828,14 +828,16 @@ int ctl_show_fas(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *o
 			    "     Caps  Name\n");
 	for (unsigned i = 0; i < s.n_fas; i++) {
 		const struct ctl_fa_row *f = &s.fas[i];
-		char a[16];
+		char a[16], name[41];
 
 		ctl_out_printf(out, "0x%08x  %-15s %-5u %-11u %-4u %-9llu %-10llu 0x%02x  %s\n",
 			       f->sender_id, ctl_cmd_ip(f->addr, a), f->port, f->epoch, f->hold_s,
 			       (unsigned long long)(x->now_ms > f->last_hello_ms ?
 							    (x->now_ms - f->last_hello_ms) / 1000 :
 							    0),
-			       (unsigned long long)f->hellos, f->caps, f->name);
+			       (unsigned long long)f->hellos, f->caps,
+			       // From the network: no control bytes reach a terminal.
+			       ctl_cmd_word(f->name, name, sizeof(name)));
 		if (o.detail)
 			fa_stats(f, x->now_ms, out);
 	}

@@ -23,6 +23,7 @@
  * Context: control thread only.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -627,6 +628,16 @@ static void conn_forget(struct ctl_sm *sm, struct sm_conn *c)
 	sm->k.deletes_queued++;
 }
 
+static struct ctl_conn_row conn_row(const struct sm_conn *c)
+{
+	return (struct ctl_conn_row){ .flow = c->flow,
+				      .target = c->target,
+				      .sp = c->sp,
+				      .fa = c->fa,
+				      .created_ms = c->created_ms,
+				      .last_ms = c->last_ms };
+}
+
 bool ctl_sm_conn_find(const struct ctl_sm *sm, const struct fp_flow *f, struct ctl_conn_row *out)
 {
 	const struct sm_conn *c = conn_lookup(sm, f);
@@ -634,12 +645,7 @@ bool ctl_sm_conn_find(const struct ctl_sm *sm, const struct fp_flow *f, struct c
 	if (!c)
 		return false;
 	if (out)
-		*out = (struct ctl_conn_row){ .flow = c->flow,
-					      .target = c->target,
-					      .sp = c->sp,
-					      .fa = c->fa,
-					      .created_ms = c->created_ms,
-					      .last_ms = c->last_ms };
+		*out = conn_row(c);
 	return true;
 }
 
@@ -661,7 +667,7 @@ unsigned ctl_sm_conn_walk(const struct ctl_sm *sm, uint64_t *cursor, unsigned ma
 		if (!c->used)
 			continue;
 		seen++;
-		ctl_sm_conn_find(sm, &c->flow, &r);
+		r = conn_row(c);
 		if (fn(&r, arg) != 0) {
 			i++;
 			break;
@@ -902,7 +908,9 @@ void ctl_sm_resync_end(struct ctl_sm *sm, uint32_t target, uint32_t resync_id)
 	for (uint32_t i = 0; i < sm->capacity; i++) {
 		struct sm_conn *c = &sm->conns[i];
 
-		if (c->used && c->target == target && c->gen != st->resync_gen &&
+		// Agents list TCP connections only: UDP flows end by idle time.
+		if (c->used && c->target == target && c->flow.proto == IPPROTO_TCP &&
+		    c->gen != st->resync_gen &&
 		    c->created_ms + RESYNC_GRACE_MS <= st->resync_begin_ms) {
 			conn_forget(sm, c);
 			sm->k.resync_removed++;
@@ -1155,6 +1163,7 @@ unsigned ctl_sm_dpt_rows(struct ctl_sm *sm, struct ctl_dpt_row *out, unsigned ma
 
 			out[n++] = (struct ctl_dpt_row){
 				.sp = sp,
+				.service = sm->sps[sp].service,
 				.target = t,
 				.vip = s->vip,
 				.port = sm->sps[sp].port,
@@ -1279,6 +1288,17 @@ static unsigned active_sps(const struct ctl_sm *sm, int service)
 	return n;
 }
 
+/* Service ports in the published tables: active, or withdrawn and draining. */
+static unsigned published_sps(const struct ctl_sm *sm)
+{
+	unsigned n = 0;
+
+	for (unsigned sp = 0; sp < sm->n_sps; sp++)
+		if (!sm->sps[sp].withdrawn || sm->sps[sp].conns > 0)
+			n++;
+	return n;
+}
+
 int ctl_sm_port_add(struct ctl_sm *sm, unsigned service, uint16_t port)
 {
 	const struct ctl_service *s;
@@ -1291,11 +1311,18 @@ int ctl_sm_port_add(struct ctl_sm *sm, unsigned service, uint16_t port)
 	s = &sm->c->services[service];
 	if (sp_of_service(sm, service, port, false) >= 0)
 		return -EEXIST;
-	sp = sp_lookup(sm, s->vip, port, s->proto, false);
-	if (sp >= 0 && sm->sps[sp].port == port)
-		return -EADDRINUSE; // another service distributes VIP:port
+	// Another service distributes VIP:port, or its deleted port still
+	// drains (published until its connections end: the tables cannot hold
+	// the same VIP:port twice).
+	sp = sp_lookup(sm, s->vip, port, s->proto, true);
+	if (sp >= 0 && sm->sps[sp].port == port && sm->sps[sp].service != service) {
+		if (!sm->sps[sp].withdrawn)
+			return -EADDRINUSE;
+		if (sm->sps[sp].conns > 0)
+			return -EBUSY;
+	}
 	if (active_sps(sm, (int)service) >= CTL_PORTS_PER_SERVICE ||
-	    active_sps(sm, -1) >= FP_SERVICES_MAX)
+	    published_sps(sm) >= FP_SERVICES_MAX)
 		return -ENOSPC;
 	// A port deleted and added back while draining is the same service
 	// port again: its connections and counters carry on.

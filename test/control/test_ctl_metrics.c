@@ -333,6 +333,16 @@ static void test_render(void)
 			 "address=\"198.51.100.7\",name=\"fa\\\"1\\\\\\n??\xc3\xa9\"} 1");
 	CU_ASSERT(check_families(text) >= 60);
 	CU_ASSERT_EQUAL(promtool_check(text), 0);
+	ctl_snap_free(&s);
+	// A port the console added lives only in the SM: still labelled with
+	// its service.
+	CU_ASSERT_EQUAL_FATAL(ctl_sm_port_add(sm, 0, 8080), 0);
+	snap_take(&s);
+	ctl_out_reset(&o);
+	ctl_metrics_render(&s, &conf, &o);
+	CHECK_LINE(ctl_out_text(&o), "casalb_target_connections_total{service=\"web\","
+				     "vip=\"203.0.113.10\",port=\"8080\",target=\"t1\"} 0");
+	CU_ASSERT_EQUAL(ctl_sm_port_del(sm, 0, 8080), 0);
 	ctl_out_free(&o);
 	ctl_snap_free(&s);
 }

@@ -457,6 +457,41 @@ static void test_rate(void)
 	CU_ASSERT_FALSE(ctl_rate_take(&r, 100000));
 }
 
+/* Live ports against another service's draining port, and a resync that
+ * must leave UDP flows (agents list TCP only) alone. */
+static void test_live_port_edges(void)
+{
+	struct ctl_sm *sm = sm_new(
+		1, 1, 1, "weighted-round-robin",
+		"}, { name = \"mail\"; vip = \"203.0.113.10\"; ports = [ 25 ]; targets = [ \"t1\" ];"
+		" }, { name = \"dns\"; vip = \"203.0.113.20\"; protocol = \"udp\"; ports = [ 53 ];"
+		" targets = [ \"t1\" ];",
+		false);
+	struct fp_flow held = flow(0xC0000220u, 1, 443), tcp = flow(0xC0000221u, 1, 80);
+	struct fp_flow udp = {
+		.src = 0xC0000222u, .dst = 0xCB007114u, .sport = 5353, .dport = 53, .proto = 17
+	};
+
+	CU_ASSERT_FATAL(sm != NULL);
+	// web's 443 deleted while a connection holds it: it drains, still
+	// published, so mail may not take 443 until it ended.
+	ctl_sm_conn_new(sm, &held, 0, T0);
+	CU_ASSERT_EQUAL(ctl_sm_port_del(sm, 0, 443), 0);
+	CU_ASSERT_EQUAL(ctl_sm_port_add(sm, 1, 443), -EBUSY);
+	CU_ASSERT_EQUAL(ctl_sm_port_add(sm, 1, 80), -EADDRINUSE);
+	CU_ASSERT(ctl_sm_conn_end(sm, 0, &held));
+	CU_ASSERT_EQUAL(ctl_sm_port_add(sm, 1, 443), 0);
+	// t1's agent resyncs with an empty table: its TCP connection goes, the
+	// UDP flow stays (it ends by idle time).
+	ctl_sm_conn_new(sm, &tcp, 0, T0);
+	ctl_sm_conn_new(sm, &udp, 0, T0);
+	ctl_sm_resync_begin(sm, 0, 9, T0 + 10000);
+	ctl_sm_resync_end(sm, 0, 9);
+	CU_ASSERT_FALSE(ctl_sm_conn_find(sm, &tcp, NULL));
+	CU_ASSERT(ctl_sm_conn_find(sm, &udp, NULL));
+	ctl_sm_destroy(sm);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -477,6 +512,7 @@ int main(void)
 	CU_add_test(s, "workers' selection tables", test_worker_tables);
 	CU_add_test(s, "fast connection reset bytes", test_reset_bytes);
 	CU_add_test(s, "reset rate limit", test_rate);
+	CU_add_test(s, "live ports against draining ones; resync spares UDP", test_live_port_edges);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();

@@ -112,7 +112,7 @@ st() { bash "$bed" status | sed -n "s/^$1=//p"; }
 on() { bash "$bed" exec "$@"; }
 
 # served T: the requests target T's server has logged.
-served() { grep -c '"GET ' "$(st state)/http-$1.log"; }
+served() { grep -c '"GET ' "$(st state)/http-$1.log" || true; }
 
 # console CMD...: log in to the admin console (telnet, from the console
 # node, as an operator would) and run each CMD, printing the session.

@@ -9,7 +9,8 @@
 #   bed_status KEY       one value of `testbed.sh status`
 #   bed_up [SECONDS]     bring the test bed up (90 s at most) or FAIL, exit 1
 #   ask N                N curl requests to the VIP from the client node,
-#                        printing "T1 T2 T3 FAILURES" counts (uses $vip)
+#                        printing "T1 T2 T3 FAILURES" counts (uses $vip);
+#                        after 3 failures in a row the rest count as failed
 #   lb_counters PATTERN  SIGUSR1 to casalb (uses $pid, $log), then print the
 #                        counter lines it wrote, once one matches PATTERN
 #                        (3 s at most)
@@ -48,15 +49,21 @@ bed_up()
 
 ask()
 {
-	local n=$1 body t1=0 t2=0 t3=0 bad=0
+	local n=$1 i body t1=0 t2=0 t3=0 bad=0 run=0
 
-	for _ in $(seq 1 "$n"); do
+	for ((i = 0; i < n; i++)); do
+		# Three failures in a row: the VIP is down; the rest count as
+		# failed rather than each waiting out its time-out.
+		if [ "$run" -ge 3 ]; then
+			bad=$((bad + n - i))
+			break
+		fi
 		body=$(timeout 5 bash "$bed" exec client curl -s --max-time 3 "http://$vip/") || body=
 		case $body in
-		t1) t1=$((t1 + 1)) ;;
-		t2) t2=$((t2 + 1)) ;;
-		t3) t3=$((t3 + 1)) ;;
-		*) bad=$((bad + 1)) ;;
+		t1) t1=$((t1 + 1)) run=0 ;;
+		t2) t2=$((t2 + 1)) run=0 ;;
+		t3) t3=$((t3 + 1)) run=0 ;;
+		*) bad=$((bad + 1)) run=$((run + 1)) ;;
 		esac
 	done
 	echo "$t1 $t2 $t3 $bad"

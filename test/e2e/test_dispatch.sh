@@ -93,7 +93,8 @@ else
 fi
 
 # served T: requests target T's server has logged so far.
-served() { grep -c '"GET ' "$TESTBED_STATE/http-$1.log"; }
+served() { grep -c '"GET ' "$TESTBED_STATE/http-$1.log" || true; }
+served_all() { echo $(($(served t1) + $(served t2) + $(served t3))); }
 
 declare -A before=()
 for t in t1 t2 t3; do before[$t]=$(served "$t"); done
@@ -104,7 +105,11 @@ total=$(echo "$wrk_out" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')
 check "wrk: requests completed" '[ "${total:-0}" -gt 100 ]'
 check "wrk: no socket error, no failed response" \
 	'! echo "$wrk_out" | grep -qE "Socket errors|Non-2xx"'
-sleep 0.5 # the servers' last log lines
+# Bounded wait for the servers' last log lines (wrk's count includes them).
+for _ in $(seq 1 30); do
+	[ $(($(served_all) - before[t1] - before[t2] - before[t3])) -ge "${total:-0}" ] && break
+	sleep 0.1
+done
 declare -A got=()
 sum=0
 for t in t1 t2 t3; do
@@ -126,7 +131,11 @@ if [ "$mode" = gre ]; then
 	# The agent's program, keyed, did the decapsulating (its counters are
 	# logged every keepalive; -v).
 	alog=$TESTBED_STATE/agent-t1.log
-	sleep 1.5
+	# Bounded wait for the next keepalive's counter line.
+	for _ in $(seq 1 30); do
+		grep "GRE: " "$alog" | tail -1 | grep -qE " decap [0-9]{4,}" && break
+		sleep 0.1
+	done
 	grep "GRE" "$alog" | tail -2
 	check "t1's agent decapsulates on eth0 with the key required" \
 		'grep -q "GRE: decapsulating on eth0 (tc ingress BPF), key required" "$alog"'

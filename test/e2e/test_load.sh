@@ -24,12 +24,21 @@ export TESTBED_DISPATCH=l2
 # shellcheck source=test/e2e/lib.sh
 source "$src/test/e2e/lib.sh"
 stress_pid=
+stress_file=${TMPDIR:-/tmp}/casalb-e2e-load-stress.$$
+
+# Stop stress-ng itself (it ends its workers), not only the exec wrapper.
+stop_stress()
+{
+	[ -s "$stress_file" ] && kill "$(cat "$stress_file")" 2>/dev/null
+	[ -n "$stress_pid" ] && wait "$stress_pid" 2>/dev/null
+	stress_pid=
+	rm -f "$stress_file"
+}
 
 e2e_need_root
 cleanup()
 {
-	[ -n "$stress_pid" ] && kill "$stress_pid" 2>/dev/null
-	pkill -f "stress-ng --cpu 2 --timeout 60s" 2>/dev/null
+	stop_stress
 	bash "$bed" down
 }
 trap cleanup EXIT
@@ -82,7 +91,8 @@ check "every request answered, every target used" \
 	'[ "$bad" -eq 0 ] && [ "$t1" -gt 0 ] && [ "$t2" -gt 0 ] && [ "$t3" -gt 0 ]'
 
 # The stress joins t1's cgroup before it starts, so t1's agent sees it.
-bash "$bed" exec t1 bash -c "echo \$\$ >'$cg/cgroup.procs' && exec stress-ng --cpu 2 --timeout 60s -q" &
+bash "$bed" exec t1 bash -c \
+	"echo \$\$ >'$cg/cgroup.procs' && echo \$\$ >'$stress_file' && exec stress-ng --cpu 2 --timeout 60s -q" &
 stress_pid=$!
 check "t1's agent reported its capacity falling under 32" 'wait_capacity -lt 32 20'
 # The SM applies loads at its weight refresh (2 s here).
@@ -95,10 +105,7 @@ echo "t1 stressed:    t1=$t1 t2=$t2 t3=$t3 failures=$bad (t1 capacity $(t1_capac
 check "t1's share fell under 70 % of the others' mean, none failed" \
 	'[ "$bad" -eq 0 ] && [ $((t1 * 20)) -lt $((7 * (t2 + t3))) ]'
 
-kill "$stress_pid" 2>/dev/null
-wait "$stress_pid" 2>/dev/null
-stress_pid=
-pkill -f "stress-ng --cpu 2 --timeout 60s" 2>/dev/null
+stop_stress
 # Pressure is a 10 s average: recovery takes a while (bounded).
 check "t1's agent reported its capacity back over 48" 'wait_capacity -gt 48 30'
 check "the SM applied it" 'wait_capacity -gt 48 10 sm_capacity'

@@ -27,7 +27,7 @@ e2e_need_root
 cleanup()
 {
 	[ -n "$holder_pid" ] && kill "$holder_pid" 2>/dev/null
-	exec 3>&- 2>/dev/null
+	exec 3>&-
 	bash "$bed" down
 }
 trap cleanup EXIT

@@ -851,40 +851,113 @@ static bool live_has(const struct ctl_sm *sm, unsigned svc, uint16_t port, unsig
 	return false;
 }
 
+/* The service port of another service than svc that holds VIP:port now
+ * (distributed, or deleted and still draining), or -1. */
+static int port_holder(const struct ctl_sm *sm, unsigned svc, uint32_t vip, uint16_t port,
+		       uint8_t proto)
+{
+	for (unsigned sp = 0; sp < ctl_sm_sp_count(sm); sp++) {
+		uint32_t v;
+		uint16_t p;
+		uint8_t pr;
+		unsigned s;
+
+		if (ctl_sm_sp_get(sm, sp, &v, &p, &pr, &s) == 0 && s != svc && v == vip &&
+		    p == port && pr == proto &&
+		    (ctl_sm_sp_active(sm, sp) || ctl_sm_sp_conns(sm, sp) > 0))
+			return (int)sp;
+	}
+	return -1;
+}
+
 /*
- * Make the live ports and weights those of next. Deletes go first (a port
- * may move between two services of one VIP), except a service's last port,
- * which waits until its new ports are in (a service keeps one). Returns
- * the number of changes, or a negative errno after a failed step (the
- * steps before it stay applied and were logged).
+ * Before anything changes: a port moving between two services of one VIP
+ * must have no connections, or the add would find it still draining and
+ * the reload would stop half-applied. -EBUSY with the reason written.
+ */
+static int reload_moves_ok(struct ctl_cmd_ctx *x, const struct ctl_conf *live,
+			   const struct ctl_conf *next, struct ctl_out *out)
+{
+	for (unsigned i = 0; i < live->n_services; i++) {
+		const struct ctl_service *l = &live->services[i], *n = &next->services[i];
+
+		for (unsigned p = 0; p < n->n_ports; p++) {
+			int sp = has_port(l, n->ports[p]) ?
+					 -1 :
+					 port_holder(x->v->sm, i, l->vip, n->ports[p], l->proto);
+			uint64_t conns = sp >= 0 ? ctl_sm_sp_conns(x->v->sm, (unsigned)sp) : 0;
+
+			if (conns > 0)
+				return ctl_cmd_fail(
+					out, -EBUSY,
+					"reload refused, nothing changed: port %u moves"
+					" to service %s while %llu connection(s) use it;"
+					" delete it first and reload once they ended",
+					n->ports[p], l->name, (unsigned long long)conns);
+		}
+	}
+	return 0;
+}
+
+/* Delete the ports of service i that next drops; a service's last port
+ * only when `last` (after its new ports are in: a service keeps one). */
+static int reload_dels(struct ctl_cmd_ctx *x, unsigned i, const struct ctl_conf *live,
+		       const struct ctl_conf *next, bool last, int *changes, struct ctl_out *out)
+{
+	const struct ctl_service *l = &live->services[i], *n = &next->services[i];
+	int rc = 0;
+
+	for (unsigned p = 0; p < l->n_ports && rc == 0; p++) {
+		unsigned count;
+
+		if (has_port(n, l->ports[p]) || !live_has(x->v->sm, i, l->ports[p], &count))
+			continue; // kept, or deleted already
+		if (count == 1 && !last)
+			continue;
+		rc = port_del(x, (int)i, l->ports[p], out);
+		*changes += rc == 0;
+	}
+	return rc;
+}
+
+/* Add the ports next gives service i; those another service still holds
+ * only when `held` (after the last deletes). */
+static int reload_adds(struct ctl_cmd_ctx *x, unsigned i, const struct ctl_conf *live,
+		       const struct ctl_conf *next, bool held, int *changes, struct ctl_out *out)
+{
+	const struct ctl_service *l = &live->services[i], *n = &next->services[i];
+	int rc = 0;
+	unsigned count;
+
+	for (unsigned p = 0; p < n->n_ports && rc == 0; p++) {
+		if (has_port(l, n->ports[p]) || live_has(x->v->sm, i, n->ports[p], &count))
+			continue; // kept, or added already
+		if (!held && port_holder(x->v->sm, i, l->vip, n->ports[p], l->proto) >= 0)
+			continue;
+		rc = port_add(x, (int)i, n->ports[p], out);
+		*changes += rc == 0;
+	}
+	return rc;
+}
+
+/*
+ * Make the live ports and weights those of next, in four passes so ports
+ * may move between services of one VIP: deletes (not a service's last
+ * port), adds of free ports, the last-port deletes, the remaining adds.
+ * Moves of ports in use are refused before anything changes. Returns the
+ * number of changes, or a negative errno after a failed step (-ENOSPC,
+ * -ENOMEM: the steps before it stay applied and were logged).
  */
 static int reload_apply(struct ctl_cmd_ctx *x, const struct ctl_conf *live,
 			const struct ctl_conf *next, struct ctl_out *out)
 {
-	int changes = 0, rc = 0;
+	int changes = 0, rc = reload_moves_ok(x, live, next, out);
 
-	for (int pass = 0; pass < 3 && rc == 0; pass++)
-		for (unsigned i = 0; i < live->n_services && rc == 0; i++) {
-			const struct ctl_service *l = &live->services[i], *n = &next->services[i];
-
-			for (unsigned p = 0; pass != 1 && p < l->n_ports && rc == 0; p++) {
-				unsigned count;
-
-				if (has_port(n, l->ports[p]) ||
-				    !live_has(x->v->sm, i, l->ports[p], &count))
-					continue; // kept, or deleted by an earlier pass
-				if (pass == 0 && count == 1)
-					continue; // the service's last port: after the adds
-				rc = port_del(x, (int)i, l->ports[p], out);
-				changes += rc == 0;
-			}
-			for (unsigned p = 0; pass == 1 && p < n->n_ports && rc == 0; p++) {
-				if (has_port(l, n->ports[p]))
-					continue;
-				rc = port_add(x, (int)i, n->ports[p], out);
-				changes += rc == 0;
-			}
-		}
+	for (int pass = 0; pass < 4 && rc == 0; pass++)
+		for (unsigned i = 0; i < live->n_services && rc == 0; i++)
+			rc = pass % 2 == 0 ?
+				     reload_dels(x, i, live, next, pass == 2, &changes, out) :
+				     reload_adds(x, i, live, next, pass == 3, &changes, out);
 	for (unsigned t = 0; t < live->n_targets && rc == 0; t++) {
 		if (live->targets[t].weight == next->targets[t].weight)
 			continue;

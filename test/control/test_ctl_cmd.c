@@ -611,6 +611,18 @@ static void test_clear_counters(void)
 	CU_ASSERT(has("  Connections:      2 ")); // the table itself stays
 }
 
+/* Does service svc distribute port now (live)? */
+static bool service_has(unsigned svc, uint16_t port)
+{
+	uint16_t ports[CTL_PORTS_PER_SERVICE];
+	unsigned n = ctl_sm_service_ports(sm, svc, ports, CTL_PORTS_PER_SERVICE);
+
+	for (unsigned i = 0; i < n; i++)
+		if (ports[i] == port)
+			return true;
+	return false;
+}
+
 static void test_reload(void)
 {
 	setup();
@@ -654,6 +666,59 @@ static void test_reload(void)
 				     " restart is needed to change \"  lcores = \"0-2\";\"\n");
 	CU_ASSERT_EQUAL(run("show vdpt detail"), 0);
 	CU_ASSERT(has("  Weight: 5  WLM: 64"));
+}
+
+/* Two TCP services of one VIP, web's ports and mail's given. */
+static void write_moves_conf(const char *web, const char *mail)
+{
+	FILE *f = fopen(conf_file, "w");
+
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f,
+		"service_manager = { address = \"198.51.100.1\"; };\n"
+		"dataplane = { ports = ( { device = \"ring:t\"; address = \"192.0.2.1\";\n"
+		"  gateway_mac = \"02:00:00:00:00:01\"; } ); };\n"
+		"targets = ( { name = \"t1\"; tunnel = \"192.0.2.21\"; } );\n"
+		"services = ( { name = \"web\"; vip = \"203.0.113.10\"; ports = [ %s ];\n"
+		"  targets = [ \"t1\" ]; },\n"
+		" { name = \"mail\"; vip = \"203.0.113.10\"; ports = [ %s ];\n"
+		"  targets = [ \"t1\" ]; } );\n",
+		web, mail);
+	fclose(f);
+}
+
+/* Ports moving between two services of one VIP: a service's only port
+ * moves while it gets a new one; a move of a port in use is refused
+ * before anything changes. */
+static void test_reload_moves(void)
+{
+	struct fp_flow f = { .src = CLIENT, .dst = VIP, .sport = 40000, .dport = 25, .proto = 6 };
+
+	teardown();
+	write_moves_conf("80", "25");
+	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
+	loaded = true;
+	fp_stub_reset();
+	sm = ctl_sm_create(&conf, NOW);
+	CU_ASSERT_FATAL(sm != NULL);
+	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
+	change_log = tmpfile();
+	write_moves_conf("8080", "25, 80");
+	CU_ASSERT_EQUAL(run("reload"), 0);
+	CU_ASSERT(has(": 3 change(s) applied\n"));
+	CU_ASSERT(service_has(0, 8080) && !service_has(0, 80) && service_has(1, 80));
+	// mail's 25 is in use: moving it to web is refused, nothing changes.
+	ctl_sm_conn_new(sm, &f, 0, NOW);
+	write_moves_conf("8080, 25", "80");
+	CU_ASSERT_EQUAL(run("reload"), -EBUSY);
+	CU_ASSERT(one_error());
+	CU_ASSERT(has("port 25 moves to service web while 1 connection(s) use it"));
+	CU_ASSERT(service_has(1, 25) && !service_has(0, 25));
+	// Once it ended, the same reload moves it.
+	CU_ASSERT(ctl_sm_conn_end(sm, 0, &f));
+	CU_ASSERT_EQUAL(run("reload"), 0);
+	CU_ASSERT(service_has(0, 25) && !service_has(1, 25) && service_has(1, 80));
+	teardown();
 }
 
 /* A port change reaches CASA (wildcards again, TTL-0 withdrawal) through
@@ -1005,6 +1070,7 @@ int main(void)
 	CU_add_test(s, "quiesce, resume, weight", test_quiesce_weight);
 	CU_add_test(s, "clear counters", test_clear_counters);
 	CU_add_test(s, "reload", test_reload);
+	CU_add_test(s, "reload: ports moving between services", test_reload_moves);
 	CU_add_test(s, "CASA follows port changes", test_casa_follows);
 	CU_add_test(s, "a libcli session over TCP", test_session);
 	CU_add_test(s, "login failures, session limit, destroy", test_session_limits);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "casa.h"
 #include "ctl_cmd_int.h"
 
 static int cmd_help(struct ctl_cmd_ctx *x, int argc, char **argv, struct ctl_out *out);
@@ -156,8 +157,7 @@ bool ctl_cmd_uint(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 
 const char *ctl_cmd_ip(uint32_t a, char *buf)
 {
-	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-	return buf;
+	return casa_ip_format(a, buf, 16);
 }
 
 const char *ctl_cmd_proto(uint8_t p, char *buf)

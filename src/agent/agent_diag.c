@@ -1,18 +1,81 @@
 /*
- * agent_diag.c - one sock_diag dump for the agent's readiness and
- * connection table (agent_listen.c, agent_conns.c).
+ * agent_diag.c - one bounded netlink dump for the agent: the sock_diag dump
+ * behind readiness and the connection table (agent_listen.c, agent_conns.c)
+ * and the rtnetlink tc dumps behind the GRE hook's attach and detach
+ * (agent_gre.c).
  */
 #include <errno.h>
-#include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "agent_diag.h"
 
-static int dump_request(int fd, uint32_t states)
+/* Messages of one receive buffer, up to NLMSG_DONE: 1 when the dump ended,
+ * 0 when more is to come, or the error it ended with. */
+static int dump_messages(const char *buf, ssize_t n,
+			 void (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+
+	for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		if (h->nlmsg_type == NLMSG_DONE)
+			return 1;
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				return -EPROTO;
+			return e->error ? e->error : -EPROTO;
+		}
+		fn(h, arg);
+	}
+	return 0;
+}
+
+int agent_nl_dump(int protocol, const void *req, size_t len, unsigned max_bufs,
+		  void (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	struct timeval tv = { .tv_sec = 2 };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    sendto(fd, req, len, 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+		rc = -errno;
+	for (unsigned round = 0; rc == 0 && round < max_bufs; round++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		rc = n < 0 ? -errno : dump_messages(buf, n, fn, arg);
+	}
+	close(fd);
+	// rc == 0 here: max_bufs buffers and no NLMSG_DONE, a dump cut short.
+	return rc > 0 ? 0 : rc == 0 ? -EMSGSIZE : rc;
+}
+
+struct diag_call {
+	void (*fn)(const struct inet_diag_msg *d, void *arg);
+	void *arg;
+};
+
+/* A message too short for its inet_diag_msg is not handed on. */
+static void diag_message(const struct nlmsghdr *h, void *arg)
+{
+	const struct diag_call *c = arg;
+
+	if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		c->fn(NLMSG_DATA(h), c->arg);
+}
+
+int agent_diag_dump(uint32_t states, void (*fn)(const struct inet_diag_msg *d, void *arg),
+		    void *arg)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -25,43 +88,9 @@ static int dump_request(int fd, uint32_t states)
 			 .sdiag_protocol = IPPROTO_TCP,
 			 .idiag_states = states },
 	};
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	struct diag_call c = { .fn = fn, .arg = arg };
 
-	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0 ? -errno :
-											  0;
-}
-
-int agent_diag_dump(uint32_t states, void (*fn)(const struct inet_diag_msg *d, void *arg),
-		    void *arg)
-{
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	static char buf[32768];
-	int rc;
-
-	if (fd < 0)
-		return -errno;
-	rc = dump_request(fd, states);
-	// Bounded: a dump ends with NLMSG_DONE; a host whose dump needs more
-	// than 10000 receive buffers is not one this agent serves.
-	for (int round = 0; rc == 0 && round < 10000; round++) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (struct nlmsghdr *)buf;
-
-		if (n < 0) {
-			rc = -errno;
-			break;
-		}
-		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				goto done;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				rc = -EPROTO;
-				goto done;
-			}
-			fn(NLMSG_DATA(h), arg);
-		}
-	}
-done:
-	close(fd);
-	return rc;
+	// A host whose dump needs more than 10000 receive buffers is not one
+	// this agent serves.
+	return agent_nl_dump(NETLINK_SOCK_DIAG, &msg, sizeof(msg), 10000, diag_message, &c);
 }

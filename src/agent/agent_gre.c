@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/netlink.h>
@@ -29,6 +28,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "agent_diag.h"
 #include "agent_gre.h"
 // The generated skeleton casts its embedded bytes' const away for libbpf.
 #pragma GCC diagnostic push
@@ -162,23 +162,34 @@ static int load(struct agent_gre *g, const struct agent_gre_conf *conf, char *er
 	return fill_maps(g, conf, err, errlen);
 }
 
-/* Does this tc object (a qdisc or filter message) belong to ifindex and,
- * when kind is not NULL, have that TCA_KIND? */
-static bool tc_match(struct nlmsghdr *h, int ifindex, const char *kind)
+struct tc_want {
+	int ifindex;
+	const char *kind; // NULL: any kind
+	int count;
+};
+
+/* Count a tc object (a qdisc or filter message) that belongs to the wanted
+ * ifindex and, when a kind is wanted, has that TCA_KIND. */
+static void tc_match(const struct nlmsghdr *h, void *arg)
 {
-	struct tcmsg *tcm = NLMSG_DATA(h);
-	struct rtattr *a = (struct rtattr *)((char *)tcm + NLMSG_ALIGN(sizeof(*tcm)));
+	struct tc_want *w = arg;
+	const struct tcmsg *tcm = NLMSG_DATA(h);
+	const struct rtattr *a =
+		(const struct rtattr *)((const char *)tcm + NLMSG_ALIGN(sizeof(*tcm)));
 	int len = (int)h->nlmsg_len - NLMSG_LENGTH(sizeof(*tcm));
 
-	if (len < 0 || tcm->tcm_ifindex != ifindex)
-		return false;
-	if (!kind)
-		return true;
+	if (len < 0 || tcm->tcm_ifindex != w->ifindex)
+		return;
+	if (!w->kind) {
+		w->count++;
+		return;
+	}
 	for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
-		if (a->rta_type == TCA_KIND)
-			return RTA_PAYLOAD(a) == strlen(kind) + 1 &&
-			       memcmp(RTA_DATA(a), kind, RTA_PAYLOAD(a)) == 0;
-	return false;
+		if (a->rta_type == TCA_KIND) {
+			w->count += RTA_PAYLOAD(a) == strlen(w->kind) + 1 &&
+				    memcmp(RTA_DATA(a), w->kind, RTA_PAYLOAD(a)) == 0;
+			return;
+		}
 }
 
 /*
@@ -200,42 +211,12 @@ static int tc_count(uint16_t type, int ifindex, uint32_t parent, const char *kin
 			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
 		.tcm = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = parent },
 	};
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
-	struct timeval tv = { .tv_sec = 2 };
-	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	int rc = 0, count = 0;
+	struct tc_want w = { .ifindex = ifindex, .kind = kind };
+	// 1000 buffers of qdiscs or filters is far beyond any host this
+	// agent serves.
+	int rc = agent_nl_dump(NETLINK_ROUTE, &req, sizeof(req), 1000, tc_match, &w);
 
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
-		rc = -errno;
-	// Bounded: a dump ends with NLMSG_DONE; 1000 buffers of qdiscs or
-	// filters is far beyond any host this agent serves.
-	for (int round = 0; rc == 0 && round < 1000; round++) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (struct nlmsghdr *)buf;
-
-		if (n < 0) {
-			rc = -errno;
-			break;
-		}
-		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				goto done;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(h);
-
-				rc = e->error ? e->error : -EPROTO;
-				goto done;
-			}
-			count += tc_match(h, ifindex, kind);
-		}
-	}
-done:
-	close(fd);
-	return rc < 0 ? rc : count;
+	return rc < 0 ? rc : w.count;
 }
 
 /* The clsact qdisc's two sides hold no filter. */

@@ -13,6 +13,7 @@
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -987,19 +988,17 @@ static void load_fa_prefixes(struct ctx *x, struct ctl_sm_conf *sm, const config
 }
 
 /*
- * The key: the first line of the file (CR LF stripped), 1..CASA_KEY_MAX
- * octets. Checked here so that a bad key fails `casalb -n`; the Service
- * Manager reads it again where it is used. Only a regular file is read, and
- * only as far as a key can go, so a key_file naming a FIFO or /dev/zero
- * neither blocks nor fills memory. The key is never kept in the
- * configuration, printed nor put in a message: the buffer is wiped.
+ * The first line of a regular file, CR LF stripped, into buf (cap octets,
+ * not terminated). Only a regular file is read, and only as far as buf goes,
+ * so a path naming a FIFO or /dev/zero neither blocks nor fills memory.
+ * Returns NULL with *len set (SIZE_MAX when the line does not end within
+ * cap), or why the file cannot be read.
  */
-static void check_key_file(struct ctx *x, const config_setting_t *s, const char *path)
+static const char *read_first_line(const char *path, char *buf, size_t cap, size_t *len)
 {
-	char key[CASA_KEY_MAX + 2]; // the key, CR and LF
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	const char *why = NULL, *nl;
-	size_t got = 0, len;
+	size_t got = 0;
 	struct stat st;
 	ssize_t r = 0;
 
@@ -1007,17 +1006,40 @@ static void check_key_file(struct ctx *x, const config_setting_t *s, const char 
 		why = strerror(errno);
 	else if (!S_ISREG(st.st_mode))
 		why = "not a regular file";
-	while (!why && got < sizeof(key) && (r = read(fd, key + got, sizeof(key) - got)) > 0)
+	while (!why && got < cap && (r = read(fd, buf + got, cap - got)) > 0)
 		got += (size_t)r;
 	if (!why && r < 0)
 		why = strerror(errno);
-	nl = why ? NULL : memchr(key, '\n', got);
-	len = nl ? (size_t)(nl - key) : got;
-	if (len > 0 && key[len - 1] == '\r')
-		len--;
+	if (fd >= 0)
+		close(fd);
+	if (why)
+		return why;
+	nl = memchr(buf, '\n', got);
+	if (!nl && got == cap) {
+		*len = SIZE_MAX;
+		return NULL;
+	}
+	*len = nl ? (size_t)(nl - buf) : got;
+	if (*len > 0 && buf[*len - 1] == '\r')
+		(*len)--;
+	return NULL;
+}
+
+/*
+ * The key: the first line of the file (CR LF stripped), 1..CASA_KEY_MAX
+ * octets. Checked here so that a bad key fails `casalb -n`; the Service
+ * Manager reads it again where it is used. The key is never kept in the
+ * configuration, printed nor put in a message: the buffer is wiped.
+ */
+static void check_key_file(struct ctx *x, const config_setting_t *s, const char *path)
+{
+	char key[CASA_KEY_MAX + 2]; // the key, CR and LF
+	size_t len = 0;
+	const char *why = read_first_line(path, key, sizeof(key), &len);
+
 	if (why)
 		err(x, s, "service_manager auth", "key_file \"%s\": %s", path, why);
-	else if (len > CASA_KEY_MAX || (!nl && got == sizeof(key)))
+	else if (len > CASA_KEY_MAX)
 		err(x, s, "service_manager auth",
 		    "key_file \"%s\": the first line is longer than %d octets", path, CASA_KEY_MAX);
 	else if (len == 0)
@@ -1025,8 +1047,6 @@ static void check_key_file(struct ctx *x, const config_setting_t *s, const char 
 		    "key_file \"%s\": the first line is empty (a key of 1..%d octets)", path,
 		    CASA_KEY_MAX);
 	explicit_bzero(key, sizeof(key));
-	if (fd >= 0)
-		close(fd);
 }
 
 /* auth = { ... }: a relative key_file is relative to the configuration's
@@ -1149,33 +1169,17 @@ static bool conf_path(struct ctx *x, const config_setting_t *s, const char *obj,
 }
 
 /* A console secret: the first line (CR LF stripped) of a regular file,
- * 1..CTL_SECRET_MAX-1 octets. Read like the CASA key (check_key_file):
- * bounded, never blocking on a FIFO. */
+ * 1..CTL_SECRET_MAX-1 octets. */
 static void read_secret(struct ctx *x, const config_setting_t *s, const char *key, const char *path,
 			char *out)
 {
 	char buf[CTL_SECRET_MAX + 2];
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	const char *why = NULL, *nl;
-	size_t got = 0, len;
-	struct stat st;
-	ssize_t r = 0;
+	size_t len = 0;
+	const char *why = read_first_line(path, buf, sizeof(buf), &len);
 
-	if (fd < 0 || fstat(fd, &st) != 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	while (!why && got < sizeof(buf) && (r = read(fd, buf + got, sizeof(buf) - got)) > 0)
-		got += (size_t)r;
-	if (!why && r < 0)
-		why = strerror(errno);
-	nl = why ? NULL : memchr(buf, '\n', got);
-	len = nl ? (size_t)(nl - buf) : got;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
 	if (why)
 		err(x, s, "console", "%s \"%s\": %s", key, path, why);
-	else if (len >= CTL_SECRET_MAX || (!nl && got == sizeof(buf)))
+	else if (len >= CTL_SECRET_MAX)
 		err(x, s, "console", "%s \"%s\": the first line is longer than %d octets", key,
 		    path, CTL_SECRET_MAX - 1);
 	else if (len == 0)
@@ -1183,8 +1187,6 @@ static void read_secret(struct ctx *x, const config_setting_t *s, const char *ke
 	else
 		memcpy(out, buf, len);
 	explicit_bzero(buf, sizeof(buf));
-	if (fd >= 0)
-		close(fd);
 }
 
 /* password = "..." or password_file = "path" (one of them, or neither). */

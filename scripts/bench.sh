@@ -10,6 +10,9 @@
 #   sm         test/bench/bench_sm: p3 interest messages turned into fixed
 #              affinities per second by one control core, with and without
 #              HMAC-SHA256, against bare sendto() on the same core.
+#   agent      test/bench/bench_agent: the target's GRE decapsulation
+#              program (tc BPF) in ns per packet, decapsulating and passing
+#              plain traffic, against a two-instruction program (root).
 #
 # Builds build-bench/ (release; generic x86-64 so that valgrind runs it too)
 # after installing what is
@@ -24,7 +27,7 @@ source "$root/scripts/deps.sh"
 
 usage()
 {
-	sed -n '4,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '4,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 if [ $# -lt 1 ]; then
@@ -113,6 +116,12 @@ bench_sm()
 	"$build/test/bench/bench_sm"
 }
 
+bench_agent()
+{
+	echo "bench: the agent's GRE decapsulation under BPF_PROG_TEST_RUN" >&2
+	"$build/test/bench/bench_agent" "${quick[@]}"
+}
+
 case $name in
 fastpath)
 	build_bench
@@ -122,8 +131,12 @@ sm)
 	build_bench
 	bench_sm
 	;;
+agent)
+	build_bench
+	bench_agent
+	;;
 *)
-	echo "bench.sh: unknown benchmark '$name' (known: fastpath, sm)" >&2
+	echo "bench.sh: unknown benchmark '$name' (known: fastpath, sm, agent)" >&2
 	exit 2
 	;;
 esac

@@ -270,17 +270,35 @@ static __always_inline int parse_inner(struct pkt *p)
 	return bpf_map_lookup_elem(&AGENT_GRE_MAP_VIPS, &vip) ? NEXT : AGENT_GRE_PASS_NOT_VIP;
 }
 
-/* The read-only steps in order: the first that does not say NEXT names
- * the packet's counter. Only decap(), after them, changes the packet. */
-static __always_inline int classify(struct __sk_buff *skb, struct pkt *p)
+/* The configuration, read only for packets that got as far as GRE: the
+ * pass path of ordinary traffic makes no map lookup but its counter's. */
+static __always_inline int parse_gre_configured(struct pkt *p)
 {
 	struct agent_gre_config none = { 0 }, *cfg;
 	__u32 zero = 0;
-	int c;
 
 	cfg = bpf_map_lookup_elem(&AGENT_GRE_MAP_CONFIG, &zero);
 	if (!cfg)
 		cfg = &none; // an array always has its entry; this is for the verifier
+	return parse_gre(p, cfg);
+}
+
+/* Frames that cannot carry IPv4, told by the protocol the kernel already
+ * found (ARP, IPv6, ...), leave before anything is pulled or read. */
+static __always_inline bool maybe_ipv4(const struct __sk_buff *skb)
+{
+	return skb->protocol == bpf_htons(ETH_P_IP) || skb->protocol == bpf_htons(ETH_P_8021Q) ||
+	       skb->protocol == bpf_htons(ETH_P_8021AD);
+}
+
+/* The read-only steps in order: the first that does not say NEXT names
+ * the packet's counter. Only decap(), after them, changes the packet. */
+static __always_inline int classify(struct __sk_buff *skb, struct pkt *p)
+{
+	int c;
+
+	if (!maybe_ipv4(skb))
+		return AGENT_GRE_PASS_NOT_IPV4;
 	pull_headers(skb, p);
 	c = parse_eth(skb, p);
 	if (c == NEXT)
@@ -288,7 +306,7 @@ static __always_inline int classify(struct __sk_buff *skb, struct pkt *p)
 	if (c == NEXT)
 		c = check_endpoint(p);
 	if (c == NEXT)
-		c = parse_gre(p, cfg);
+		c = parse_gre_configured(p);
 	if (c == NEXT)
 		c = parse_inner(p);
 	return c;

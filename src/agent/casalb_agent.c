@@ -16,8 +16,10 @@
  * it removes what it added on exit; reports readiness (Rdy:
  * listening sockets that accept VIP:port) on change and every keepalive;
  * reports load (capacity weight and QoS fraction; with -c, of that cgroup v2
- * directory rather than the whole host) every keepalive; polls
- * its VIP connections every second and reports the ended ones in batches;
+ * directory rather than the whole host) every keepalive; reports its VIP
+ * connections' ends in batches, from destroy notifications (the table is
+ * then dumped only for LOAD and resyncs) or, without them, from a poll
+ * every second;
  * sends its whole connection table after every registration, after lost
  * end notifications, and every -r SECONDS (default 30; 0: never) so the SM
  * forgets connections that never became one here (a client that gave up
@@ -726,7 +728,12 @@ static void timers(struct agent *a, uint64_t now)
 		if (a->watch_lost)
 			say(a,
 			    "connection-end notifications lost (burst): sending the whole table");
-		poll_conns(a, resync);
+		// With destroy notifications the ends need no poll: the table is
+		// dumped only for a resync and for the LOAD's active count (sent
+		// with each keepalive), not every second, which on a host with
+		// many sockets is the agent's largest cost.
+		if (a->watch_fd < 0 || resync || now >= a->next_ka_ms)
+			poll_conns(a, resync);
 		a->watch_lost = false;
 		if (resync)
 			a->next_resync_ms = now + a->resync_ms;

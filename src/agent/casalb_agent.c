@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -755,32 +756,82 @@ static void timers(struct agent *a, uint64_t now)
 
 /* ---- start-up -------------------------------------------------------------------------------- */
 
-static struct casa_auth_ctx *key_load(const char *file, const char *alg, int id)
+/* The key: the first line of a regular file (CR LF stripped), 1..CASA_KEY_MAX
+ * octets. Opened without blocking and read no further than a key can go,
+ * so a path naming a FIFO or /dev/zero is an error, not a hang. */
+static int key_read(const char *file, struct casa_key *k)
+{
+	char line[CASA_KEY_MAX + 2]; // the key, CR and LF
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	const char *why = NULL, *nl;
+	struct stat st;
+	ssize_t got = 0;
+	size_t len;
+
+	if (fd < 0 || fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if ((got = read(fd, line, sizeof(line))) < 0)
+		why = strerror(errno);
+	if (fd >= 0)
+		close(fd);
+	if (why) {
+		fprintf(stderr, "casalb-agent: key file %s: %s\n", file, why);
+		return -1;
+	}
+	nl = memchr(line, '\n', (size_t)got);
+	len = nl ? (size_t)(nl - line) : (size_t)got;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0 || len > CASA_KEY_MAX || (!nl && got == (ssize_t)sizeof(line))) {
+		fprintf(stderr, "casalb-agent: key file %s: 1..%d octets on the first line\n", file,
+			CASA_KEY_MAX);
+		explicit_bzero(line, sizeof(line));
+		return -1;
+	}
+	k->len = (uint8_t)len;
+	memcpy(k->bytes, line, len);
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+static struct casa_auth_ctx *key_load(const char *file, uint8_t alg, uint8_t id)
 {
 	struct casa_auth_params p;
-	struct casa_key k = { .alg = strcmp(alg, "md5") == 0 ? CASA_AUTH_HMAC_MD5 :
-							       CASA_AUTH_HMAC_SHA256,
-			      .id = (uint8_t)id };
-	char line[CASA_KEY_MAX + 4] = "";
-	FILE *f = fopen(file, "r");
+	struct casa_key k = { .alg = alg, .id = id };
 	struct casa_auth_ctx *ctx;
 
 	casa_auth_params_default(&p);
+	if (key_read(file, &k) != 0)
+		exit(1);
 	ctx = casa_auth_create(&p);
-	if (!f || !ctx || !fgets(line, sizeof(line), f)) {
-		fprintf(stderr, "casalb-agent: key file %s: cannot read it\n", file);
+	if (!ctx || casa_auth_set_key(ctx, &k, (uint32_t)time(NULL)) != 0) {
+		fprintf(stderr, "casalb-agent: key file %s: the key is refused\n", file);
 		exit(1);
 	}
-	fclose(f);
-	k.len = (uint8_t)strcspn(line, "\r\n");
-	memcpy(k.bytes, line, k.len);
-	if (k.len == 0 || casa_auth_set_key(ctx, &k, (uint32_t)time(NULL)) != 0) {
-		fprintf(stderr, "casalb-agent: key file %s: 1..64 octets on the first line\n",
-			file);
-		exit(1);
-	}
-	memset(&k, 0, sizeof(k));
+	explicit_bzero(&k, sizeof(k));
 	return ctx;
+}
+
+/* A whole decimal number in min..max, or false. */
+static bool arg_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(text, &end, 10);
+	return text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0 && *out >= min &&
+	       *out <= max;
+}
+
+/* -c names a cgroup v2 directory whose cpu.stat can be read. */
+static bool cgroup_readable(const char *dir)
+{
+	char path[512];
+
+	return snprintf(path, sizeof(path), "%s/cpu.stat", dir) < (int)sizeof(path) &&
+	       access(path, R_OK) == 0;
 }
 
 static void usage(FILE *f)
@@ -796,9 +847,11 @@ int main(int argc, char **argv)
 				  .fd = -1,
 				  .backoff_ms = 1000,
 				  .resync_ms = 30000 };
-	const char *key = NULL, *alg = "sha256";
+	const char *key = NULL;
+	uint8_t alg = CASA_AUTH_HMAC_SHA256, key_id = 1;
+	unsigned long num;
 	char sms[AGENT_SMS_MAX * (INET_ADDRSTRLEN + 2)] = "";
-	int opt, key_id = 1;
+	int opt;
 
 	while ((opt = getopt(argc, argv, "s:n:p:k:a:i:c:r:Nvh")) != -1) {
 		switch (opt) {
@@ -815,31 +868,47 @@ int main(int argc, char **argv)
 			a.name = optarg;
 			break;
 		case 'p':
-			a.port = (uint16_t)atoi(optarg);
+			if (!arg_uint(optarg, 1, 65535, &num)) {
+				fprintf(stderr, "casalb-agent: -p %s: a port 1..65535\n", optarg);
+				return 2;
+			}
+			a.port = (uint16_t)num;
 			break;
 		case 'k':
 			key = optarg;
 			break;
 		case 'a':
-			alg = optarg;
+			if (strcmp(optarg, "sha256") != 0 && strcmp(optarg, "md5") != 0) {
+				fprintf(stderr, "casalb-agent: -a %s: sha256 or md5\n", optarg);
+				return 2;
+			}
+			alg = strcmp(optarg, "md5") == 0 ? CASA_AUTH_HMAC_MD5 :
+							   CASA_AUTH_HMAC_SHA256;
 			break;
 		case 'i':
-			key_id = atoi(optarg);
+			if (!arg_uint(optarg, 0, 255, &num)) {
+				fprintf(stderr, "casalb-agent: -i %s: a key id 0..255\n", optarg);
+				return 2;
+			}
+			key_id = (uint8_t)num;
 			break;
 		case 'c':
+			if (!cgroup_readable(optarg)) {
+				fprintf(stderr,
+					"casalb-agent: -c %s: not a cgroup v2 directory this agent"
+					" can read (no readable cpu.stat)\n",
+					optarg);
+				return 2;
+			}
 			a.cgroup = optarg;
 			break;
-		case 'r': {
-			char *end;
-			unsigned long r = strtoul(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || r > 86400) {
+		case 'r':
+			if (!arg_uint(optarg, 0, 86400, &num)) {
 				fprintf(stderr, "casalb-agent: -r %s: seconds 0..86400\n", optarg);
 				return 2;
 			}
-			a.resync_ms = (uint64_t)r * 1000;
+			a.resync_ms = (uint64_t)num * 1000;
 			break;
-		}
 		case 'N':
 			a.plumb = false;
 			break;

@@ -140,6 +140,17 @@ static void control_turn(struct app *a)
 	poll(pfd, 4, 1); // descriptors of -1 are skipped
 	now = mono_ms();
 	wall = wall_s();
+	// The workers' events first: a worker queues a connection's NEW_CONN
+	// before it forwards the SYN, so whatever an agent says of that
+	// connection (its end, on a fast short connection while this thread
+	// was off the CPU) is read after the SM has recorded it, not before,
+	// where the end would find nothing and the entry would stay until
+	// the next resync.
+	do {
+		n = fp_event_poll(ev, 64);
+		for (unsigned i = 0; i < n; i++)
+			ctl_casa_local_event(a->casa, &ev[i], now);
+	} while (n == 64 && ++rounds < 16);
 	if (pfd[0].revents)
 		ctl_casa_input(a->casa, now, wall);
 	if (pfd[1].revents)
@@ -149,11 +160,6 @@ static void control_turn(struct app *a)
 	// libmicrohttpd also runs when its timeout is due (idle connections).
 	if (pfd[3].revents || ctl_metrics_due(a->metrics, now))
 		ctl_metrics_run(a->metrics, now);
-	do {
-		n = fp_event_poll(ev, 64);
-		for (unsigned i = 0; i < n; i++)
-			ctl_casa_local_event(a->casa, &ev[i], now);
-	} while (n == 64 && ++rounds < 16);
 	ctl_casa_flush(a->casa);
 	if (now - a->last_tick_ms >= 100) {
 		ctl_sm_tick(a->sm, now);

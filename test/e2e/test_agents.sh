@@ -39,6 +39,12 @@ for _ in $(seq 1 16); do
 	sleep 0.5
 done
 check "VCRT empty after the connections closed (left: ${left:-?})" '[ "${left:-x}" = 0 ]'
+if [ "${left:-x}" != 0 ]; then
+	# What is left, and whether its end came before the SM knew it.
+	timeout 5 bash "$bed" exec lb curl -s "$(bed_status metrics)" |
+		grep -E '^casalb_sm_(conn_end|resync)|^casalb_vcrt' | sed 's/^/     /'
+	grep -E "lost|resync|end" "$state"/agent-t*.log | tail -n 20 | sed 's/^/     /'
+fi
 
 # Readiness: stop t2's server; wait (bounded) for its agent to report Rdy 0.
 kill "$(cat "$state/http-t2.pid")"

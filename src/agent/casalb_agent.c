@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +56,7 @@
 
 #define CONNS_MAX 65536
 #define CONNECT_TIMEOUT_MS 3000
+#define SEND_TIMEOUT_S 2 /* a send to an SM that stopped reading ends the session */
 #define MSG_CAP 65536
 
 struct agent {
@@ -371,6 +373,10 @@ static void disconnect(struct agent *a, const char *why)
 	a->fd = -1;
 	a->registered = false;
 	a->rx_len = 0;
+	// The next SM's ACK sets them; until then the short defaults bound
+	// the wait for it, not the last SM's hold time.
+	a->hold_s = 0;
+	a->keepalive_s = 0;
 	// The next SM at once (a backup may have taken over); backoff only
 	// once every SM of the list has failed.
 	a->sm_at = (a->sm_at + 1) % a->n_sm;
@@ -383,9 +389,11 @@ static void disconnect(struct agent *a, const char *why)
 }
 
 /* connect() with a time limit: a dead SM must not hold the agent for the
- * kernel's two minutes of SYN retries when a backup waits. */
+ * kernel's two minutes of SYN retries when a backup waits. The socket
+ * stays blocking for sends, each bounded to SEND_TIMEOUT_S. */
 static int connect_within(int fd, const struct sockaddr_in *sa, int timeout_ms)
 {
+	struct timeval snd = { .tv_sec = SEND_TIMEOUT_S };
 	int fl = fcntl(fd, F_GETFL), err = 0;
 	socklen_t el = sizeof(err);
 	struct pollfd pf = { .fd = fd, .events = POLLOUT };
@@ -400,7 +408,10 @@ static int connect_within(int fd, const struct sockaddr_in *sa, int timeout_ms)
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0)
 			return err ? -err : -errno;
 	}
-	return fcntl(fd, F_SETFL, fl) == 0 ? 0 : -errno;
+	if (fcntl(fd, F_SETFL, fl) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)) != 0)
+		return -errno;
+	return 0;
 }
 
 static void send_msg(struct agent *a, size_t len)
@@ -418,8 +429,14 @@ static void send_msg(struct agent *a, size_t len)
 	}
 	casa_stream_put_len(frame, 4, (size_t)n);
 	memcpy(frame + 4, a->msg, (size_t)n);
+	// Bounded by SEND_TIMEOUT_S (SO_SNDTIMEO) and cut short by a stop
+	// signal: an SM that stopped reading costs the session, never the
+	// agent. A frame sent in part leaves the stream unframed: the session
+	// ends either way.
 	if (send(a->fd, frame, (size_t)n + 4, MSG_NOSIGNAL) != n + 4)
-		disconnect(a, "send failed");
+		disconnect(a, errno == EAGAIN || errno == EWOULDBLOCK ?
+				      "the SM stopped reading (send timed out)" :
+				      "send failed");
 }
 
 static void try_connect(struct agent *a)
@@ -589,9 +606,12 @@ static void poll_conns(struct agent *a, bool resync)
 	// only keeps the table for resync and LOAD. Without them, ends are
 	// what disappeared between two polls (connections shorter than a
 	// poll are missed: the SM's VCRT then keeps them until a resync).
-	ended = a->watch_fd >= 0 ? 0 :
-				   agent_conns_ended(a->conns, a->n_conns, a->conns_now,
-						     (unsigned)n, a->ended, CONNS_MAX);
+	// Ends only from a whole dump: a cut-short one would report every
+	// connection past its end as ended.
+	ended = a->watch_fd >= 0 || n == CONNS_MAX ?
+			0 :
+			agent_conns_ended(a->conns, a->n_conns, a->conns_now, (unsigned)n, a->ended,
+					  CONNS_MAX);
 	for (unsigned off = 0; off < ended; off += CASA_AGENT_CONNS_MAX) {
 		unsigned k =
 			ended - off < CASA_AGENT_CONNS_MAX ? ended - off : CASA_AGENT_CONNS_MAX;
@@ -645,10 +665,21 @@ static void on_message(struct agent *a, const uint8_t *buf, size_t len)
 
 	if (casa_decode(buf, len, CASA_STREAM_MAX, &m) != CASA_OK ||
 	    (a->auth && casa_verify(a->auth, buf, len, &m, (uint32_t)time(NULL)) != CASA_OK)) {
+		// Before the ACK nothing has been agreed yet (a key on one side
+		// only, another protocol): waiting out the hold time would not
+		// make it better.
+		if (!a->registered) {
+			disconnect(a, "a bad message from the SM before registration");
+			return;
+		}
 		say(a, "dropped a bad message from the SM");
 		return;
 	}
 	a->last_rx_ms = now_ms();
+	// Only the ACK is meaningful before registration (spec: SERVICES
+	// follow the ACK).
+	if (!a->registered && m.type != CASA_MSG_AGENT_REGISTER_ACK)
+		return;
 	switch (m.type) {
 	case CASA_MSG_AGENT_REGISTER_ACK:
 		if (m.agent.reg.status != CASA_AGENT_ST_OK) {
@@ -825,6 +856,18 @@ static bool arg_uint(const char *text, unsigned long min, unsigned long max, uns
 	       *out <= max;
 }
 
+/* The REGISTER carries the name: what it cannot encode (empty, too long,
+ * not UTF-8) would leave the agent sending nothing, forever. */
+static bool name_encodable(const char *name)
+{
+	static uint8_t buf[CASA_STREAM_MAX];
+	struct casa_agent_register r = { .version = CASA_AGENT_VERSION,
+					 .keepalive_s = 1,
+					 .hold_s = 5 };
+
+	return casa_encode_agent_register(buf, sizeof(buf), &r, name, NULL) > 0;
+}
+
 /* -c names a cgroup v2 directory whose cpu.stat can be read. */
 static bool cgroup_readable(const char *dir)
 {
@@ -923,8 +966,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (a.n_sm == 0 || !a.name || a.port == 0 || strlen(a.name) > CASA_NAME_MAX) {
+	if (a.n_sm == 0 || !a.name || a.port == 0) {
 		usage(stderr);
+		return 2;
+	}
+	if (!name_encodable(a.name)) {
+		fprintf(stderr, "casalb-agent: -n: a target name is 1..%d octets of UTF-8\n",
+			CASA_NAME_MAX);
 		return 2;
 	}
 	libbpf_verbose = a.verbose;
@@ -941,10 +989,13 @@ int main(int argc, char **argv)
 		say(&a, "no socket-destroy notifications (%s): polling for connection ends",
 		    strerror(-a.watch_fd));
 	// Every ordinary way to stop it undoes the plumbing (VIPs, tc program).
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGQUIT, on_signal);
+	// Without SA_RESTART: a stop signal also ends a blocked send or poll.
+	struct sigaction stop = { .sa_handler = on_signal };
+	sigemptyset(&stop.sa_mask);
+	sigaction(SIGINT, &stop, NULL);
+	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGHUP, &stop, NULL);
+	sigaction(SIGQUIT, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < a.n_sm; i++) {
 		struct in_addr in = { .s_addr = htonl(a.sm[i]) };

@@ -39,6 +39,9 @@ expect "unknown algorithm" 2 '-a sha1: sha256 or md5' "${base[@]}" -a sha1
 expect "resync negative" 2 '-r -5: seconds 0\.\.86400' "${base[@]}" -r -5
 expect "resync too long" 2 '-r 86401: seconds' "${base[@]}" -r 86401
 expect "no such cgroup" 2 "-c $tmp/nosuch: not a cgroup v2 directory" "${base[@]}" -c "$tmp/nosuch"
+expect "empty name" 2 '-n: a target name is 1\.\.64 octets of UTF-8' -s 192.0.2.1 -n ''
+expect "name too long" 2 '-n: a target name' -s 192.0.2.1 -n "$(printf '%065d' 0)"
+expect "name not UTF-8" 2 '-n: a target name' -s 192.0.2.1 -n "$(printf 't\377')"
 expect "bad SM list" 2 '-s 192\.0\.2\.1,x: IPv4 addresses' -s 192.0.2.1,x -n t1
 if timeout 5 "$agent" -h 2>/dev/null | grep -q '^usage: casalb-agent -s SM_ADDR'; then
 	echo "ok   help"

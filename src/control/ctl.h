@@ -314,7 +314,8 @@ void ctl_sm_resync_conn(struct ctl_sm *sm, uint32_t target, const struct fp_flow
  * except those placed less than 2 s before begin (their SYN may not have
  * reached the target when the agent took its table). */
 void ctl_sm_resync_end(struct ctl_sm *sm, uint32_t target, uint32_t resync_id);
-/* The VIP ports target serves (for SERVICES): writes up to max, returns n. */
+/* The VIP ports target serves (for SERVICES), draining ones included while
+ * they have connections: writes up to max, returns n. */
 unsigned ctl_sm_target_services(const struct ctl_sm *sm, uint32_t target, struct fp_flow *out,
 				unsigned max);
 bool ctl_sm_target_up(const struct ctl_sm *sm, uint32_t target);

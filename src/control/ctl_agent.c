@@ -31,6 +31,7 @@
 #define RX_CAP (CASA_STREAM_MAX + 4)
 #define TX_CAP (1u << 20) /* queued output per session before we give up on it */
 #define MSG_CAP 65536
+#define REGISTER_DEADLINE_MS 5000 /* from accept to an accepted REGISTER */
 #define LISTEN_TAG UINT32_MAX
 
 struct session {
@@ -39,7 +40,7 @@ struct session {
 	uint32_t target, sender_id;
 	uint32_t peer_addr;
 	uint16_t peer_port;
-	uint64_t last_rx_ms, last_ka_ms;
+	uint64_t accepted_ms, last_rx_ms, last_ka_ms;
 	uint32_t ka_seq;
 	uint8_t *rx;
 	size_t rx_len;
@@ -212,12 +213,16 @@ static void on_register(struct ctl_agent *a, struct session *s, const struct cas
 		if (strcmp(a->c->targets[i].name, name) != 0)
 			continue;
 		// The agent plumbed something else than we would send: refuse
-		// rather than forward into a tunnel nobody decapsulates.
+		// rather than forward into a tunnel nobody decapsulates, and
+		// say what to plumb instead (section 6: re-plumb as the ack's
+		// DISPATCH_INFO says).
 		if ((m->present & CASA_HAS_DISPATCH_INFO) &&
-		    !dispatch_matches(&a->c->targets[i], &m->dispatch))
+		    !dispatch_matches(&a->c->targets[i], &m->dispatch)) {
 			st = CASA_AGENT_ST_DISPATCH;
-		else
+			t = i;
+		} else {
 			st = ctl_sm_agent_register(a->sm, name, &t);
+		}
 		break;
 	}
 	ack.status = (uint8_t)st;
@@ -234,7 +239,12 @@ static void on_register(struct ctl_agent *a, struct session *s, const struct cas
 		return;
 	}
 	a->k.refused++;
-	send_msg(a, s, casa_encode_agent_register_ack(a->msg, sizeof(a->msg), &ack, NULL), wall);
+	if (st == CASA_AGENT_ST_DISPATCH)
+		target_dispatch(a->c, &a->c->targets[t], &d);
+	send_msg(a, s,
+		 casa_encode_agent_register_ack(a->msg, sizeof(a->msg), &ack,
+						st == CASA_AGENT_ST_DISPATCH ? &d : NULL),
+		 wall);
 	s->closing = true;
 }
 
@@ -403,7 +413,7 @@ static void accept_one(struct ctl_agent *a, uint64_t now_ms)
 	s->used = true;
 	s->peer_addr = ntohl(from.sin_addr.s_addr);
 	s->peer_port = ntohs(from.sin_port);
-	s->last_rx_ms = s->last_ka_ms = now_ms;
+	s->accepted_ms = s->last_rx_ms = s->last_ka_ms = now_ms;
 	ev.data.u32 = (uint32_t)(s - a->s);
 	if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
 		close(fd);
@@ -452,6 +462,15 @@ void ctl_agent_tick(struct ctl_agent *a, uint64_t now_ms, uint32_t wall)
 
 		if (!s->used)
 			continue;
+		// Unregistered past REGISTER_DEADLINE_MS: a connection that
+		// holds a slot without registering (a scanner, a flood) goes
+		// long before agents.timeout, so real agents find room.
+		if (!s->registered && !s->closing &&
+		    now_ms - s->accepted_ms > REGISTER_DEADLINE_MS) {
+			a->k.timeouts++;
+			session_close(a, s, now_ms);
+			continue;
+		}
 		if (now_ms - s->last_rx_ms > timeout_ms) {
 			// Silent past the timeout: the target is down now, not
 			// one more timeout later.

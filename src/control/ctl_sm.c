@@ -548,8 +548,11 @@ static void sp_conns_count(struct ctl_sm *sm, uint32_t sp, int delta)
 		p->conns++;
 		return;
 	}
-	if (p->conns > 0 && --p->conns == 0 && p->withdrawn)
+	// The last one: unpublish, and tell the agents (SERVICES without it).
+	if (p->conns > 0 && --p->conns == 0 && p->withdrawn) {
 		sm->dirty = true;
+		sm->sp_gen++;
+	}
 }
 
 /* Record (or re-point) a connection. NULL when the table is full. */
@@ -925,12 +928,21 @@ unsigned ctl_sm_target_services(const struct ctl_sm *sm, uint32_t target, struct
 
 	for (unsigned sp = 0; sp < sm->n_sps && n < max; sp++) {
 		const struct ctl_service *s = sp_service(sm, sp);
+		struct fp_flow f;
+		bool listed = false;
 
-		if (service_k(s, target) < 0 || sm->sps[sp].withdrawn)
+		// A draining port stays listed while it has connections: the
+		// agent keeps its VIP, reports those connections' ends and
+		// lists them in a resync, which would otherwise drop them.
+		if (service_k(s, target) < 0 || (sm->sps[sp].withdrawn && sm->sps[sp].conns == 0))
 			continue;
-		out[n++] = (struct fp_flow){ .dst = s->vip,
-					     .dport = sm->sps[sp].port,
-					     .proto = s->proto };
+		f = (struct fp_flow){ .dst = s->vip, .dport = sm->sps[sp].port, .proto = s->proto };
+		// Once, when the port was deleted and added again.
+		for (unsigned i = 0; i < n && !listed; i++)
+			listed = out[i].dst == f.dst && out[i].dport == f.dport &&
+				 out[i].proto == f.proto;
+		if (!listed)
+			out[n++] = f;
 	}
 	return n;
 }

@@ -492,6 +492,53 @@ static void test_live_port_edges(void)
 	ctl_sm_destroy(sm);
 }
 
+/* Whether target's SERVICES list VIP:port (TCP), and how often. */
+static unsigned services_list(const struct ctl_sm *sm, uint32_t target, uint16_t port)
+{
+	struct fp_flow f[16];
+	unsigned n = ctl_sm_target_services(sm, target, f, 16), seen = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		seen += f[i].dst == VIP && f[i].dport == port && f[i].proto == 6;
+	return seen;
+}
+
+/* A deleted port's connections keep working until they end: the agents
+ * are still told of the port while it drains (so a resync lists its
+ * connections instead of dropping them), once even when it was added
+ * again, and a new SERVICES goes out when the last one ends. */
+static void test_draining_port_listed(void)
+{
+	struct ctl_sm *sm = sm_new(1, 1, 1, "weighted-round-robin", NULL, false);
+	struct fp_flow held = flow(0xC0000230u, 1, 443);
+	uint64_t gen;
+
+	CU_ASSERT_FATAL(sm != NULL);
+	ctl_sm_conn_new(sm, &held, 0, T0);
+	CU_ASSERT_EQUAL(services_list(sm, 0, 443), 1);
+	gen = ctl_sm_sp_generation(sm);
+	CU_ASSERT_EQUAL(ctl_sm_port_del(sm, 0, 443), 0);
+	CU_ASSERT_NOT_EQUAL(ctl_sm_sp_generation(sm), gen);
+	CU_ASSERT_EQUAL(services_list(sm, 0, 443), 1);
+	CU_ASSERT_EQUAL(services_list(sm, 0, 80), 1);
+	// t1's agent lists the connection in a resync: it stays.
+	ctl_sm_resync_begin(sm, 0, 5, T0 + 10000);
+	ctl_sm_resync_conn(sm, 0, &held, T0 + 10000);
+	ctl_sm_resync_end(sm, 0, 5);
+	CU_ASSERT(ctl_sm_conn_find(sm, &held, NULL));
+	// Added again while it drains: listed once.
+	CU_ASSERT_EQUAL(ctl_sm_port_add(sm, 0, 443), 0);
+	CU_ASSERT_EQUAL(services_list(sm, 0, 443), 1);
+	CU_ASSERT_EQUAL(ctl_sm_port_del(sm, 0, 443), 0);
+	// The last connection ends: the port leaves SERVICES, which go again.
+	gen = ctl_sm_sp_generation(sm);
+	CU_ASSERT(ctl_sm_conn_end(sm, 0, &held));
+	CU_ASSERT_NOT_EQUAL(ctl_sm_sp_generation(sm), gen);
+	CU_ASSERT_EQUAL(services_list(sm, 0, 443), 0);
+	CU_ASSERT_EQUAL(services_list(sm, 0, 80), 1);
+	ctl_sm_destroy(sm);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -513,6 +560,8 @@ int main(void)
 	CU_add_test(s, "fast connection reset bytes", test_reset_bytes);
 	CU_add_test(s, "reset rate limit", test_rate);
 	CU_add_test(s, "live ports against draining ones; resync spares UDP", test_live_port_edges);
+	CU_add_test(s, "a draining port stays in SERVICES until its last connection",
+		    test_draining_port_listed);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_tests_failed() + CU_get_number_of_suites_failed();

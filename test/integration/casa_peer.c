@@ -235,11 +235,23 @@ static bool tcp_expect(struct peer *p, uint16_t type, struct casa_msg *m, uint8_
 	return false;
 }
 
-static void step_agent(struct peer *p)
+/* A TCP session to the SM's agent port, or -1. */
+static int agent_connect(const struct peer *p)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_port = htons(p->agent_port),
 				 .sin_addr.s_addr = htonl(p->sm) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void step_agent(struct peer *p)
+{
 	struct casa_agent_register r = { .version = 1,
 					 .sender_id = p->fa + 1000,
 					 .epoch = (uint32_t)time(NULL),
@@ -250,8 +262,8 @@ static void step_agent(struct peer *p)
 	struct casa_msg m;
 	bool ok, served = false;
 
-	p->tcp = socket(AF_INET, SOCK_STREAM, 0);
-	if (connect(p->tcp, (struct sockaddr *)&a, sizeof(a)) != 0) {
+	p->tcp = agent_connect(p);
+	if (p->tcp < 0) {
 		result(p, 1, false, "agent: connect to the SM");
 		return;
 	}
@@ -276,6 +288,52 @@ static void step_agent(struct peer *p)
 	tcp_send(p,
 		 casa_encode_agent_services(p->buf, sizeof(p->buf), CASA_MSG_AGENT_READY, &rd, 1));
 	tcp_send(p, casa_encode_agent_load(p->buf, sizeof(p->buf), &ld));
+}
+
+/* Refusals: t2 registering with a dispatch the SM is not configured for
+ * gets CASA_AGENT_ST_DISPATCH with the configured one (GRE to t2's
+ * endpoint) to re-plumb by; a connection that never registers is closed
+ * after the SM's 5 s deadline, long before agents.timeout (60 s here). */
+static void step_agent_refusals(struct peer *p, const char *other, uint32_t other_endpoint)
+{
+	struct casa_agent_register r = { .version = 1,
+					 .sender_id = p->fa + 2000,
+					 .epoch = (uint32_t)time(NULL),
+					 .keepalive_s = 1,
+					 .hold_s = 5,
+					 .caps = CASA_AGENT_CAP_L2 };
+	struct casa_dispatch_info l2 = { .method = CASA_DISPATCH_L2 };
+	static uint8_t in[65536 + 4];
+	int registered = p->tcp, silent;
+	struct casa_msg m;
+	uint64_t t0;
+	bool ok;
+
+	p->tcp = agent_connect(p);
+	if (p->tcp >= 0)
+		tcp_send(p, casa_encode_agent_register(p->buf, sizeof(p->buf), &r, other, &l2));
+	ok = p->tcp >= 0 && tcp_expect(p, CASA_MSG_AGENT_REGISTER_ACK, &m, in) &&
+	     m.agent.reg.status == CASA_AGENT_ST_DISPATCH && (m.present & CASA_HAS_DISPATCH_INFO) &&
+	     m.dispatch.method == CASA_DISPATCH_GRE && m.dispatch.tunnel_endpoint == other_endpoint;
+	result(p, 6, ok, "agent: a dispatch mismatch is refused with the dispatch to plumb");
+	if (p->tcp >= 0)
+		close(p->tcp);
+	p->tcp = registered;
+
+	silent = agent_connect(p);
+	t0 = now_ms();
+	if (silent >= 0) {
+		struct pollfd pf = { .fd = silent, .events = POLLIN };
+		char c;
+
+		// Bounded: 9 s for the SM to close it (EOF or reset).
+		ok = poll(&pf, 1, 9000) == 1 && recv(silent, &c, 1, 0) <= 0 &&
+		     now_ms() - t0 >= 4000;
+		close(silent);
+	} else {
+		ok = false;
+	}
+	result(p, 6, ok, "agent: a session that never registers is closed after about 5 s");
 }
 
 /* ---- the FA steps ----------------------------------------------------------------------- */
@@ -431,6 +489,7 @@ int main(int argc, char **argv)
 	step_interest(&p, saved, &saved_len);
 	step_conn_end(&p);
 	step_forged(&p, saved, saved_len);
+	step_agent_refusals(&p, "t2", ip_of("198.51.100.12"));
 	printf("%s: %d failed\n", p.failures ? "FAIL" : "PASS", p.failures);
 	casa_auth_destroy(p.auth);
 	casa_auth_destroy(p.bad_auth);

@@ -839,18 +839,6 @@ static bool has_port(const struct ctl_service *s, uint16_t port)
 	return false;
 }
 
-/* port is among those service distributes now; *count of them. */
-static bool live_has(const struct ctl_sm *sm, unsigned svc, uint16_t port, unsigned *count)
-{
-	uint16_t now[CTL_PORTS_PER_SERVICE];
-
-	*count = ctl_sm_service_ports(sm, svc, now, CTL_PORTS_PER_SERVICE);
-	for (unsigned i = 0; i < *count; i++)
-		if (now[i] == port)
-			return true;
-	return false;
-}
-
 /* The service port of another service than svc that holds VIP:port now
  * (distributed, or deleted and still draining), or -1. */
 static int port_holder(const struct ctl_sm *sm, unsigned svc, uint32_t vip, uint16_t port,
@@ -899,65 +887,223 @@ static int reload_moves_ok(struct ctl_cmd_ctx *x, const struct ctl_conf *live,
 	return 0;
 }
 
-/* Delete the ports of service i that next drops; a service's last port
- * only when `last` (after its new ports are in: a service keeps one). */
-static int reload_dels(struct ctl_cmd_ctx *x, unsigned i, const struct ctl_conf *live,
-		       const struct ctl_conf *next, bool last, int *changes, struct ctl_out *out)
+/*
+ * The reload's port changes, ordered on a model of the live ports before
+ * anything changes, so that every step is one the SM takes: a service
+ * keeps a port at every step, a port moves only once its old service let
+ * it go, and the per-service and table limits hold. The model starts from
+ * the live configuration (live changes included) and the SM's published
+ * service ports; it only changes as the steps would.
+ */
+struct plan_step {
+	bool add;
+	unsigned svc;
+	uint16_t port;
+};
+
+struct port_plan {
+	const struct ctl_conf *live, *next;
+	uint16_t (*ports)[CTL_PORTS_PER_SERVICE]; /* per service, as the steps leave them */
+	unsigned *n_ports;
+	unsigned published; /* service ports in the tables (FP_SERVICES_MAX) */
+	struct plan_step *steps;
+	unsigned n_steps, max_steps;
+};
+
+static bool plan_has(const struct port_plan *m, unsigned svc, uint16_t port)
 {
-	const struct ctl_service *l = &live->services[i], *n = &next->services[i];
+	for (unsigned i = 0; i < m->n_ports[svc]; i++)
+		if (m->ports[svc][i] == port)
+			return true;
+	return false;
+}
+
+/* Another service of the same VIP and protocol distributes port in the model. */
+static bool plan_held(const struct port_plan *m, unsigned svc, uint16_t port)
+{
+	const struct ctl_service *s = &m->live->services[svc];
+
+	for (unsigned j = 0; j < m->live->n_services; j++) {
+		const struct ctl_service *o = &m->live->services[j];
+
+		if (j != svc && o->vip == s->vip && o->proto == s->proto && plan_has(m, j, port))
+			return true;
+	}
+	return false;
+}
+
+static void plan_record(struct port_plan *m, bool add, unsigned svc, uint16_t port)
+{
+	if (m->n_steps < m->max_steps)
+		m->steps[m->n_steps++] = (struct plan_step){ .add = add, .svc = svc, .port = port };
+}
+
+/* A deleted port leaves the tables unless its connections drain there. */
+static void plan_del(struct port_plan *m, struct ctl_cmd_ctx *x, unsigned svc, uint16_t port)
+{
+	int sp = sp_of(x->v->sm, x->v->c, (int)svc, port, true);
+	unsigned *n = &m->n_ports[svc];
+
+	for (unsigned i = 0; i < *n; i++)
+		if (m->ports[svc][i] == port)
+			m->ports[svc][i] = m->ports[svc][--*n];
+	if (sp < 0 || ctl_sm_sp_conns(x->v->sm, (unsigned)sp) == 0)
+		m->published--;
+	plan_record(m, false, svc, port);
+}
+
+/* 0, or -ENOSPC when a limit stops the add. A port of this service still
+ * draining comes back as it is: already in the tables. */
+static int plan_add(struct port_plan *m, struct ctl_cmd_ctx *x, unsigned svc, uint16_t port)
+{
+	int sp = sp_of(x->v->sm, x->v->c, (int)svc, port, false);
+	bool in_tables = sp >= 0 && ctl_sm_sp_conns(x->v->sm, (unsigned)sp) > 0;
+
+	if (m->n_ports[svc] >= CTL_PORTS_PER_SERVICE ||
+	    (!in_tables && m->published >= FP_SERVICES_MAX))
+		return -ENOSPC;
+	m->ports[svc][m->n_ports[svc]++] = port;
+	m->published += !in_tables;
+	plan_record(m, true, svc, port);
+	return 0;
+}
+
+/* One round: the deletes that leave every service a port, then the adds
+ * of ports no other service holds. Whether anything changed. */
+static int plan_round(struct port_plan *m, struct ctl_cmd_ctx *x, bool *progress)
+{
+	for (unsigned i = 0; i < m->live->n_services; i++)
+		for (unsigned k = 0; k < m->n_ports[i];) {
+			uint16_t port = m->ports[i][k];
+
+			if (has_port(&m->next->services[i], port) || m->n_ports[i] == 1) {
+				k++;
+				continue;
+			}
+			plan_del(m, x, i, port); // moves the last port to k
+			*progress = true;
+		}
+	for (unsigned i = 0; i < m->live->n_services; i++) {
+		const struct ctl_service *n = &m->next->services[i];
+
+		for (unsigned p = 0; p < n->n_ports; p++) {
+			int rc;
+
+			if (plan_has(m, i, n->ports[p]) || plan_held(m, i, n->ports[p]))
+				continue;
+			rc = plan_add(m, x, i, n->ports[p]);
+			if (rc != 0)
+				return rc;
+			*progress = true;
+		}
+	}
+	return 0;
+}
+
+static bool plan_done(const struct port_plan *m)
+{
+	for (unsigned i = 0; i < m->live->n_services; i++) {
+		const struct ctl_service *n = &m->next->services[i];
+
+		if (m->n_ports[i] != n->n_ports)
+			return false;
+		for (unsigned p = 0; p < n->n_ports; p++)
+			if (!plan_has(m, i, n->ports[p]))
+				return false;
+	}
+	return true;
+}
+
+/* Work the steps out; 0, or a negative errno with the reason written and
+ * nothing changed. */
+static int plan_make(struct port_plan *m, struct ctl_cmd_ctx *x, struct ctl_out *out)
+{
+	const struct ctl_sm *sm = x->v->sm;
+	bool progress = true;
 	int rc = 0;
 
-	for (unsigned p = 0; p < l->n_ports && rc == 0; p++) {
-		unsigned count;
+	for (unsigned i = 0; i < m->live->n_services; i++) {
+		m->n_ports[i] = m->live->services[i].n_ports;
+		memcpy(m->ports[i], m->live->services[i].ports,
+		       m->n_ports[i] * sizeof(m->ports[i][0]));
+	}
+	m->published = 0;
+	for (unsigned sp = 0; sp < ctl_sm_sp_count(sm); sp++)
+		m->published += ctl_sm_sp_active(sm, sp) || ctl_sm_sp_conns(sm, sp) > 0;
+	// Each round adds or deletes at least one port, or ends.
+	for (unsigned round = 0; rc == 0 && progress && !plan_done(m) && round < m->max_steps;
+	     round++) {
+		progress = false;
+		rc = plan_round(m, x, &progress);
+	}
+	if (rc == -ENOSPC)
+		return ctl_cmd_fail(out, rc,
+				    "reload refused, nothing changed: the new ports do not fit"
+				    " (%d ports per service, %d service ports in all, deleted"
+				    " ports counted while they drain)",
+				    CTL_PORTS_PER_SERVICE, FP_SERVICES_MAX);
+	if (!plan_done(m))
+		return ctl_cmd_fail(out, -EBUSY,
+				    "reload refused, nothing changed: the port changes cannot be"
+				    " made one at a time with every service keeping a port (ports"
+				    " swapped between services); make the change in two reloads");
+	return 0;
+}
 
-		if (has_port(n, l->ports[p]) || !live_has(x->v->sm, i, l->ports[p], &count))
-			continue; // kept, or deleted already
-		if (count == 1 && !last)
-			continue;
-		rc = port_del(x, (int)i, l->ports[p], out);
+/* The planned steps, in order: each was checked, so only running out of
+ * memory stops one (the steps before it stay applied and were logged). */
+static int plan_apply(const struct port_plan *m, struct ctl_cmd_ctx *x, int *changes,
+		      struct ctl_out *out)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < m->n_steps && rc == 0; i++) {
+		const struct plan_step *st = &m->steps[i];
+
+		rc = st->add ? port_add(x, (int)st->svc, st->port, out) :
+			       port_del(x, (int)st->svc, st->port, out);
 		*changes += rc == 0;
 	}
 	return rc;
 }
 
-/* Add the ports next gives service i; those another service still holds
- * only when `held` (after the last deletes). */
-static int reload_adds(struct ctl_cmd_ctx *x, unsigned i, const struct ctl_conf *live,
-		       const struct ctl_conf *next, bool held, int *changes, struct ctl_out *out)
+static int reload_ports(struct ctl_cmd_ctx *x, const struct ctl_conf *live,
+			const struct ctl_conf *next, int *changes, struct ctl_out *out)
 {
-	const struct ctl_service *l = &live->services[i], *n = &next->services[i];
-	int rc = 0;
-	unsigned count;
+	unsigned n = live->n_services;
+	struct port_plan m = { .live = live,
+			       .next = next,
+			       .ports = calloc(n ? n : 1, sizeof(*m.ports)),
+			       .n_ports = calloc(n ? n : 1, sizeof(*m.n_ports)),
+			       .max_steps = 2 * (n ? n : 1) * CTL_PORTS_PER_SERVICE };
+	int rc;
 
-	for (unsigned p = 0; p < n->n_ports && rc == 0; p++) {
-		if (has_port(l, n->ports[p]) || live_has(x->v->sm, i, n->ports[p], &count))
-			continue; // kept, or added already
-		if (!held && port_holder(x->v->sm, i, l->vip, n->ports[p], l->proto) >= 0)
-			continue;
-		rc = port_add(x, (int)i, n->ports[p], out);
-		*changes += rc == 0;
-	}
+	m.steps = calloc(m.max_steps, sizeof(*m.steps));
+	rc = !m.ports || !m.n_ports || !m.steps ?
+		     ctl_cmd_fail(out, -ENOMEM, "reload: out of memory") :
+		     plan_make(&m, x, out);
+	if (rc == 0)
+		rc = plan_apply(&m, x, changes, out);
+	free(m.ports);
+	free(m.n_ports);
+	free(m.steps);
 	return rc;
 }
 
 /*
- * Make the live ports and weights those of next, in four passes so ports
- * may move between services of one VIP: deletes (not a service's last
- * port), adds of free ports, the last-port deletes, the remaining adds.
- * Moves of ports in use are refused before anything changes. Returns the
- * number of changes, or a negative errno after a failed step (-ENOSPC,
- * -ENOMEM: the steps before it stay applied and were logged).
+ * Make the live ports and weights those of next. Moves of ports in use
+ * are refused, and the port steps are worked out whole, before anything
+ * changes. Returns the number of changes, or a negative errno (refused:
+ * nothing changed; -ENOMEM while applying: the steps before it stay
+ * applied and were logged).
  */
 static int reload_apply(struct ctl_cmd_ctx *x, const struct ctl_conf *live,
 			const struct ctl_conf *next, struct ctl_out *out)
 {
 	int changes = 0, rc = reload_moves_ok(x, live, next, out);
 
-	for (int pass = 0; pass < 4 && rc == 0; pass++)
-		for (unsigned i = 0; i < live->n_services && rc == 0; i++)
-			rc = pass % 2 == 0 ?
-				     reload_dels(x, i, live, next, pass == 2, &changes, out) :
-				     reload_adds(x, i, live, next, pass == 3, &changes, out);
+	if (rc == 0)
+		rc = reload_ports(x, live, next, &changes, out);
 	for (unsigned t = 0; t < live->n_targets && rc == 0; t++) {
 		if (live->targets[t].weight == next->targets[t].weight)
 			continue;

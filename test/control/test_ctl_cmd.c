@@ -718,6 +718,24 @@ static void test_reload_moves(void)
 	CU_ASSERT(ctl_sm_conn_end(sm, 0, &f));
 	CU_ASSERT_EQUAL(run("reload"), 0);
 	CU_ASSERT(service_has(0, 25) && !service_has(1, 25) && service_has(1, 80));
+	// web {8080, 25}, mail {80} -> web {80}, mail {8080, 25}: each port
+	// waits for its old service to let it go, and web's last port goes
+	// only after 80 came in. Worked out whole before anything changes.
+	write_moves_conf("80", "8080, 25");
+	CU_ASSERT_EQUAL(run("reload"), 0);
+	CU_ASSERT(has(": 6 change(s) applied\n"));
+	CU_ASSERT(service_has(0, 80) && !service_has(0, 8080) && !service_has(0, 25));
+	CU_ASSERT(service_has(1, 8080) && service_has(1, 25) && !service_has(1, 80));
+	// A swap of single ports has no such order: refused, nothing changes.
+	write_moves_conf("80", "8080, 25"); // no change: nothing to do
+	CU_ASSERT_EQUAL(run("reload"), 0);
+	CU_ASSERT(has(": 0 change(s) applied\n"));
+	CU_ASSERT_EQUAL(run("port delete mail 25"), 0);
+	write_moves_conf("8080", "80");
+	CU_ASSERT_EQUAL(run("reload"), -EBUSY);
+	CU_ASSERT(one_error());
+	CU_ASSERT(has("cannot be made one at a time"));
+	CU_ASSERT(service_has(0, 80) && service_has(1, 8080) && !service_has(1, 80));
 	teardown();
 }
 

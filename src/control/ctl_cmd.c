@@ -123,7 +123,7 @@ const char *ctl_cmd_word(const char *w, char *buf, size_t cap)
 	size_t i = 0;
 
 	for (; w[i] && i + 1 < cap && i < 40; i++)
-		buf[i] = (unsigned char)w[i] < 0x20 || w[i] == 0x7F ? '?' : w[i];
+		buf[i] = (unsigned char)w[i] < 0x20 || (unsigned char)w[i] >= 0x7F ? '?' : w[i];
 	buf[i] = '\0';
 	return buf;
 }

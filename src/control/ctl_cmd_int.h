@@ -32,8 +32,9 @@ int ctl_cmd_fail(struct ctl_out *out, int err, const char *fmt, ...)
 void ctl_cmd_log(struct ctl_cmd_ctx *x, struct ctl_out *out, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* A word fit for an error message: control characters as '?', at most
- * 40 characters. Returns buf. */
+/* A word fit for an error message or a terminal: printable ASCII only
+ * (control characters, C1 controls and every other byte >= 0x80 as '?'),
+ * at most 40 characters. Returns buf. */
 const char *ctl_cmd_word(const char *w, char *buf, size_t cap);
 /* Strict parsers: the whole word, in range. */
 bool ctl_cmd_ipv4(const char *s, uint32_t *out);

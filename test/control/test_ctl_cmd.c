@@ -786,14 +786,16 @@ static void test_casa_follows(void)
 					.hold_time = 30,
 					.caps = CASA_CAP_GRE };
 		uint8_t buf[512];
-		size_t n = casa_encode_hello(buf, sizeof(buf), CASA_MSG_HELLO, &h, "fa-1");
+		// Its name ends in U+009B (CSI, a C1 control in UTF-8): shown as
+		// "??", never sent to the operator's terminal.
+		size_t n = casa_encode_hello(buf, sizeof(buf), CASA_MSG_HELLO, &h, "fa-1\xc2\x9b");
 		struct ctl_view saved = view;
 
 		CU_ASSERT_EQUAL(ctl_casa_handle(x, buf, n, 0x01010102, 1637, NOW, 1700000000), 0);
 		view = (struct ctl_view){ .c = &c, .sm = s, .casa = x, .started_ms = NOW };
 		CU_ASSERT_EQUAL(run("show fas"), 0);
 		CU_ASSERT(has("0x01010102  1.1.1.2         1637  1700000000  30   0         1"
-			      "          0x02  fa-1\n1 of 1 records displayed\n"));
+			      "          0x02  fa-1??\n1 of 1 records displayed\n"));
 		CU_ASSERT_EQUAL(run("show fas detail"), 0);
 		CU_ASSERT(has("  No statistics reported\n"));
 		CU_ASSERT_EQUAL(run("show casa oper"), 0);

@@ -90,11 +90,13 @@ int agent_tcp_parse(const char *snmp, const char *netstat, struct agent_tcp_samp
 uint16_t agent_qos(const struct agent_tcp_sample *prev, const struct agent_tcp_sample *now);
 
 /*
- * Listening TCP sockets in this network namespace that accept vip:port
- * (host order): bound to vip or to 0.0.0.0, port equal. Returns the count
- * (Rdy), or -errno when sock_diag fails.
+ * Sockets in this network namespace that accept vip:port (host order) of
+ * protocol: listening TCP sockets, or unconnected UDP sockets, bound to
+ * vip or to 0.0.0.0, with that port (any port when port is 0, a service
+ * of every port). Returns the count (Rdy), or -errno when sock_diag fails
+ * (-EPROTONOSUPPORT for a protocol other than TCP and UDP).
  */
-int agent_listeners(uint32_t vip, uint16_t port);
+int agent_listeners(uint32_t vip, uint16_t port, uint8_t protocol);
 
 /*
  * The TCP connections this host holds on served VIP ports (local address

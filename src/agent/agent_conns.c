@@ -73,7 +73,7 @@ int agent_conns(const struct casa_agent_service *svc, unsigned n_svc, struct cas
 		unsigned max)
 {
 	struct collect c = { .svc = svc, .n_svc = n_svc, .max = max, .out = out };
-	int rc = agent_diag_dump(CONN_STATES, collect_conn, &c);
+	int rc = agent_diag_dump(IPPROTO_TCP, CONN_STATES, collect_conn, &c);
 
 	return rc < 0 ? rc : (int)c.n;
 }

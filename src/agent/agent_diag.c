@@ -74,8 +74,8 @@ static void diag_message(const struct nlmsghdr *h, void *arg)
 		c->fn(NLMSG_DATA(h), c->arg);
 }
 
-int agent_diag_dump(uint32_t states, void (*fn)(const struct inet_diag_msg *d, void *arg),
-		    void *arg)
+int agent_diag_dump(uint8_t protocol, uint32_t states,
+		    void (*fn)(const struct inet_diag_msg *d, void *arg), void *arg)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -85,7 +85,7 @@ int agent_diag_dump(uint32_t states, void (*fn)(const struct inet_diag_msg *d, v
 			 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
 		.req = { .sdiag_family = AF_INET,
-			 .sdiag_protocol = IPPROTO_TCP,
+			 .sdiag_protocol = protocol,
 			 .idiag_states = states },
 	};
 	struct diag_call c = { .fn = fn, .arg = arg };

@@ -22,10 +22,11 @@
 int agent_nl_dump(int protocol, const void *req, size_t len, unsigned max_bufs,
 		  void (*fn)(const struct nlmsghdr *h, void *arg), void *arg);
 
-/* Dump IPv4 TCP sockets whose state bit is in `states` (1 << TCP_x) and
- * call fn for each. Returns 0 or -errno (-EMSGSIZE past 10000 receive
+/* Dump IPv4 sockets of protocol (IPPROTO_TCP or IPPROTO_UDP) whose state
+ * bit is in `states` (1 << TCP_x; an unconnected UDP socket is TCP_CLOSE)
+ * and call fn for each. Returns 0 or -errno (-EMSGSIZE past 10000 receive
  * buffers of one dump). */
-int agent_diag_dump(uint32_t states, void (*fn)(const struct inet_diag_msg *d, void *arg),
-		    void *arg);
+int agent_diag_dump(uint8_t protocol, uint32_t states,
+		    void (*fn)(const struct inet_diag_msg *d, void *arg), void *arg);
 
 #endif

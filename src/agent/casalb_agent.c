@@ -482,7 +482,7 @@ static void send_ready(struct agent *a, bool always)
 	bool changed = always;
 
 	for (unsigned i = 0; i < a->n_svc; i++) {
-		int n = agent_listeners(a->svc[i].vip, a->svc[i].port);
+		int n = agent_listeners(a->svc[i].vip, a->svc[i].port, a->svc[i].protocol);
 		uint32_t rdy = n > 0 ? (uint32_t)n : 0;
 
 		if (rdy != a->rdy[i]) {

@@ -4,6 +4,7 @@
  * readiness through sock_diag against listening sockets this test opens.
  */
 #include <CUnit/Basic.h>
+#include <errno.h>
 #include <stdio.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -145,23 +146,61 @@ static void test_listeners(void)
 	int any1, any2, lo;
 
 	CU_ASSERT_FATAL(p1 && p2 && p1 != p2);
-	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1, IPPROTO_TCP), 0);
 	// Two wildcard listeners (SO_REUSEPORT) accept the VIP: Rdy 2.
 	any1 = listen_on(INADDR_ANY, p1, true);
 	any2 = listen_on(INADDR_ANY, p1, true);
 	CU_ASSERT_FATAL(any1 >= 0 && any2 >= 0);
-	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 2);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1, IPPROTO_TCP), 2);
 	// One bound to another address does not.
 	lo = listen_on(INADDR_LOOPBACK, p2, false);
 	CU_ASSERT_FATAL(lo >= 0);
-	CU_ASSERT_EQUAL(agent_listeners(vip, p2), 0);
-	CU_ASSERT_EQUAL(agent_listeners(INADDR_LOOPBACK, p2), 1);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p2, IPPROTO_TCP), 0);
+	CU_ASSERT_EQUAL(agent_listeners(INADDR_LOOPBACK, p2, IPPROTO_TCP), 1);
 	close(any1);
-	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 1);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1, IPPROTO_TCP), 1);
 	close(any2);
 	close(lo);
-	CU_ASSERT_EQUAL(agent_listeners(vip, p1), 0);
-	CU_ASSERT_EQUAL(agent_listeners(INADDR_LOOPBACK, p2), 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p1, IPPROTO_TCP), 0);
+	CU_ASSERT_EQUAL(agent_listeners(INADDR_LOOPBACK, p2, IPPROTO_TCP), 0);
+}
+
+/* A UDP service: unconnected sockets bound to the VIP or the wildcard
+ * address accept its clients, a connected one does not; port 0 (every
+ * port) counts the sockets of any port on the VIP. */
+static void test_listeners_udp_and_every_port(void)
+{
+	const uint32_t vip = 0x7F00004D; // 127.0.0.77: local, bound specifically
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(vip) };
+	struct sockaddr_in peer = { .sin_family = AF_INET,
+				    .sin_port = htons(9),
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int udp = socket(AF_INET, SOCK_DGRAM, 0), conn = socket(AF_INET, SOCK_DGRAM, 0);
+	socklen_t l = sizeof(a);
+	int every_tcp, every_udp, tcp;
+	uint16_t p;
+
+	CU_ASSERT_FATAL(udp >= 0 && conn >= 0);
+	every_tcp = agent_listeners(vip, 0, IPPROTO_TCP);
+	every_udp = agent_listeners(vip, 0, IPPROTO_UDP);
+	CU_ASSERT_FATAL(every_tcp >= 0 && every_udp >= 0);
+	CU_ASSERT_FATAL(bind(udp, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+			getsockname(udp, (struct sockaddr *)&a, &l) == 0);
+	p = ntohs(a.sin_port);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p, IPPROTO_UDP), 1);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p, IPPROTO_TCP), 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, 0, IPPROTO_UDP), every_udp + 1);
+	// Connected to one peer: it does not accept the VIP's clients.
+	CU_ASSERT_FATAL(connect(conn, (struct sockaddr *)&peer, sizeof(peer)) == 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, 0, IPPROTO_UDP), every_udp + 1);
+	tcp = listen_on(vip, free_port(), false);
+	CU_ASSERT_FATAL(tcp >= 0);
+	CU_ASSERT_EQUAL(agent_listeners(vip, 0, IPPROTO_TCP), every_tcp + 1);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p, IPPROTO_ICMP), -EPROTONOSUPPORT);
+	close(tcp);
+	close(conn);
+	close(udp);
+	CU_ASSERT_EQUAL(agent_listeners(vip, p, IPPROTO_UDP), 0);
 }
 
 static void test_conns_ended(void)
@@ -310,6 +349,8 @@ int main(void)
 	CU_add_test(s, "capacity of a target in its own cgroup", test_cgroup);
 	CU_add_test(s, "QoS fraction from retransmissions", test_qos);
 	CU_add_test(s, "readiness through sock_diag", test_listeners);
+	CU_add_test(s, "readiness of UDP and every-port services",
+		    test_listeners_udp_and_every_port);
 	CU_add_test(s, "connection ends between two polls", test_conns_ended);
 	CU_add_test(s, "connections and their ends through sock_diag", test_conns_live);
 	CU_add_test(s, "lost end notifications are reported", test_conns_overrun);

@@ -406,7 +406,10 @@ exec)
 		echo "usage: $0 exec NODE CMD..." >&2
 		exit 2
 	}
-	in_ns "$@"
+	# The command replaces this script: signals and exit status are its own.
+	node=$1
+	shift
+	exec ip netns exec "$(ns "$node")" "$@"
 	;;
 *)
 	sed -n '4,37s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2

@@ -188,23 +188,90 @@ static int lo_addr(uint32_t addr, bool add)
 	return rc;
 }
 
+/* The host settings direct server return needs: the host owns the VIP
+ * (on lo) but never answers ARP for it nor announces it as a source, and
+ * takes packets for it on any interface. What they were before this agent
+ * changed them is put back on exit. */
+static struct dsr_sysctl {
+	const char *path, *value;
+	char before[16];
+	bool changed;
+} dsr_sysctls[] = {
+	{ "/proc/sys/net/ipv4/conf/all/arp_ignore", "1", "", false },
+	{ "/proc/sys/net/ipv4/conf/all/arp_announce", "2", "", false },
+	{ "/proc/sys/net/ipv4/conf/all/rp_filter", "0", "", false },
+};
+
+static void dsr_sysctls_set(void)
+{
+	for (size_t i = 0; i < sizeof(dsr_sysctls) / sizeof(dsr_sysctls[0]); i++) {
+		struct dsr_sysctl *d = &dsr_sysctls[i];
+		FILE *f;
+
+		if (d->changed)
+			continue;
+		f = fopen(d->path, "r");
+		d->before[0] = '\0';
+		if (f) {
+			if (!fgets(d->before, sizeof(d->before), f))
+				d->before[0] = '\0';
+			fclose(f);
+		}
+		d->before[strcspn(d->before, "\n")] = '\0';
+		if (strcmp(d->before, d->value) != 0 && sysctl_write(d->path, d->value) == 0)
+			d->changed = d->before[0] != '\0'; // restorable
+	}
+}
+
+static void dsr_sysctls_restore(void)
+{
+	for (size_t i = 0; i < sizeof(dsr_sysctls) / sizeof(dsr_sysctls[0]); i++)
+		if (dsr_sysctls[i].changed &&
+		    sysctl_write(dsr_sysctls[i].path, dsr_sysctls[i].before) == 0)
+			dsr_sysctls[i].changed = false;
+}
+
+static bool svc_has_vip(const struct agent *a, uint32_t vip)
+{
+	for (unsigned i = 0; i < a->n_svc; i++)
+		if (a->svc[i].vip == vip)
+			return true;
+	return false;
+}
+
+/* lo holds exactly the VIPs SERVICES assigns (those we added: one the
+ * operator put there stays theirs). A VIP no longer assigned leaves, so
+ * the host's own traffic to it goes to whoever serves it now; the SM keeps
+ * a deleted port's VIP assigned while its connections drain. */
 static void plumb(struct agent *a)
 {
 	if (!a->plumb)
 		return;
-	// Direct server return: the host must own the VIP (on lo) but never
-	// answer ARP for it, nor announce it as a source (arp_announce 2).
-	sysctl_write("/proc/sys/net/ipv4/conf/all/arp_ignore", "1");
-	sysctl_write("/proc/sys/net/ipv4/conf/all/arp_announce", "2");
-	sysctl_write("/proc/sys/net/ipv4/conf/all/rp_filter", "0");
+	dsr_sysctls_set();
+	for (unsigned j = 0; j < a->n_plumbed;) {
+		if (svc_has_vip(a, a->plumbed[j])) {
+			j++;
+			continue;
+		}
+		lo_addr(a->plumbed[j], false);
+		a->plumbed[j] = a->plumbed[--a->n_plumbed];
+	}
 	for (unsigned i = 0; i < a->n_svc; i++) {
 		uint32_t vip = a->svc[i].vip;
 		bool have = false;
+		struct in_addr in = { .s_addr = htonl(vip) };
 
 		for (unsigned j = 0; j < a->n_plumbed && !have; j++)
 			have = a->plumbed[j] == vip;
+		if (have)
+			continue;
+		if (a->n_plumbed == CASA_AGENT_SERVICES_MAX) {
+			say(a, "VIP %s not put on lo: %d VIPs already are", inet_ntoa(in),
+			    CASA_AGENT_SERVICES_MAX);
+			continue;
+		}
 		// -EEXIST: the operator put it there; leave it to them.
-		if (!have && a->n_plumbed < CASA_AGENT_SERVICES_MAX && lo_addr(vip, true) == 0)
+		if (lo_addr(vip, true) == 0)
 			a->plumbed[a->n_plumbed++] = vip;
 	}
 }
@@ -214,6 +281,7 @@ static void unplumb(struct agent *a)
 	for (unsigned i = 0; i < a->n_plumbed; i++)
 		lo_addr(a->plumbed[i], false);
 	a->n_plumbed = 0;
+	dsr_sysctls_restore();
 }
 
 /* ---- GRE decapsulation (the SM's REGISTER_ACK says GRE) -------------------------------- */

@@ -5,7 +5,8 @@
 # The sourcing script sets src (the source root) first. It gets bed (the
 # test bed script), fail=0, and:
 #   e2e_need_root        exit 77 (meson's skip) unless root
-#   check NAME EXPR      eval EXPR: "ok   NAME" or "FAIL NAME" and fail=1
+#   check NAME EXPR      eval EXPR: "ok   NAME", or "FAIL NAME", fail=1 and
+#                        status 1
 #   bed_status KEY       one value of `testbed.sh status`
 #   bed_up [SECONDS]     bring the test bed up (90 s at most) or FAIL, exit 1
 #   ask N                N curl requests to the VIP from the client node,
@@ -34,6 +35,7 @@ check()
 	else
 		echo "FAIL $1"
 		fail=1
+		return 1
 	fi
 }
 

@@ -4,7 +4,9 @@
 #     and the Service Manager's VCRT empties (seed 6.8.3: the affinity goes
 #     when the target reports the connection closed);
 #   - readiness: stop t2's server; once t2's agent reports Rdy 0, no new
-#     connection reaches t2 and every request succeeds on t1 and t3.
+#     connection reaches t2 and every request succeeds on t1 and t3;
+#   - plumbing: on t2 stripped of the VIP and ARP settings, a new agent
+#     puts them in place, and takes them away again when stopped.
 # Every wait is bounded; the test bed is always torn down. Needs root.
 #
 # usage: test_agents.sh SOURCE_ROOT BUILD_DIR
@@ -16,7 +18,12 @@ export TESTBED_STATE=${TMPDIR:-/tmp}/casalb-e2e-agents.$$
 source "$src/test/e2e/lib.sh"
 
 e2e_need_root
-trap 'bash "$bed" down' EXIT
+cleanup()
+{
+	[ -n "${agent2:-}" ] && kill "$agent2" 2>/dev/null
+	bash "$bed" down
+}
+trap cleanup EXIT
 
 # The SM's VCRT size, from the counters casalb prints on SIGUSR1.
 vcrt() { lb_counters '^vcrt ' | sed -n 's/^vcrt \([0-9]*\) .*/\1/p' | head -1; }
@@ -67,4 +74,40 @@ done
 read -r t1 t2 t3 bad <<<"$(ask 12)"
 echo "answers after t2 stopped listening: t1=$t1 t2=$t2 t3=$t3 failures=$bad"
 check "no new connection to t2, none failed" '[ "$t2" -eq 0 ] && [ "$bad" -eq 0 ] && [ "$t1" -gt 0 ] && [ "$t3" -gt 0 ]'
+
+# Plumbing: on a host without them, t2's agent puts the VIP on lo and
+# suppresses ARP; stopped, it leaves the host as it found it. (The bed
+# plumbs the targets itself, so the agents find everything in place.)
+in_t2() { bash "$bed" exec t2 "$@"; }
+# (Not `ip | grep -q`: under pipefail, grep leaving early fails the pipe.)
+vip_on_lo() { [[ "$(in_t2 ip -o addr show dev lo)" == *" $vip/32 "* ]]; }
+arp() { echo "$(in_t2 sysctl -n net.ipv4.conf.all.arp_ignore)/$(in_t2 sysctl -n net.ipv4.conf.all.arp_announce)"; }
+stop_pid()
+{
+	kill "$1" 2>/dev/null
+	for _ in $(seq 1 50); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+stop_pid "$(cat "$state/agent-t2.pid")"
+in_t2 ip addr del "$vip/32" dev lo
+in_t2 sysctl -qw net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0
+# Not through in_t2: a function in the background is a subshell, and $!
+# must be the agent itself (testbed.sh exec replaces itself with it).
+bash "$bed" exec t2 "$BUILD_DIR/src/agent/casalb-agent" -s "$(bed_status console | cut -d: -f1)" \
+	-n t2 >"$state/agent-t2-plumb.log" 2>&1 &
+agent2=$!
+for _ in $(seq 1 100); do
+	vip_on_lo && [ "$(arp)" = 1/2 ] && break
+	sleep 0.1
+done
+check "t2's agent put the VIP on lo" 'vip_on_lo' ||
+	sed 's/^/     /' "$state/agent-t2-plumb.log"
+check "t2's agent suppressed ARP (arp_ignore/arp_announce $(arp))" '[ "$(arp)" = 1/2 ]'
+check "t2's agent stopped on SIGTERM" 'stop_pid "$agent2"'
+agent2=
+check "t2's agent took the VIP off lo" '! vip_on_lo'
+check "t2's agent put ARP back as it was ($(arp))" '[ "$(arp)" = 0/0 ]'
 exit "$fail"

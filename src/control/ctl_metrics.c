@@ -39,6 +39,8 @@
 
 #define CONN_MAX 16       /* concurrent scrape connections */
 #define CONN_TIMEOUT_S 10 /* an idle connection is closed after this */
+#define CONN_PER_IP 4     /* one scraper's share, so one peer cannot take all */
+#define TEXT_REUSE_MS 200 /* scrapes this close together get the same text */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define LABELS_MAX 4        /* labels of one series */
 #define LABEL_VALUE_MAX 160 /* bytes of one escaped label value */
@@ -643,9 +645,11 @@ struct ctl_metrics {
 	struct ctl_view *view;
 	struct MHD_Daemon *d;
 	int epfd;
-	uint64_t now_ms; /* the running turn's clock, for the snapshot */
-	uint64_t due_ms; /* when MHD must run even if epfd is quiet; UINT64_MAX: never */
-	char log[160];   /* libmicrohttpd's last message, for create's error */
+	uint64_t now_ms;           /* the running turn's clock, for the snapshot */
+	uint64_t due_ms;           /* when MHD must run even if epfd is quiet; UINT64_MAX: never */
+	char log[160];             /* libmicrohttpd's last message, for create's error */
+	struct MHD_Response *text; /* the last rendering, shared by scrapes */
+	uint64_t text_ms;          /* when it was rendered */
 };
 
 /* libmicrohttpd's messages are kept, not printed: the only one anybody needs
@@ -678,35 +682,57 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	return rc;
 }
 
-/* A fresh snapshot rendered; the text's buffer goes to libmicrohttpd, which
- * frees it once sent. */
-static enum MHD_Result reply_metrics(struct ctl_metrics *m, struct MHD_Connection *conn)
+/*
+ * A snapshot rendered, at most once every TEXT_REUSE_MS: scrapes closer
+ * together (many scrapers, or one client looping) share one response, so
+ * however many connections ask, the control thread renders a few texts a
+ * second. libmicrohttpd counts the response's users and frees the text
+ * when the last one is done with it. NULL when it cannot be made; *why
+ * then names the HTTP status.
+ */
+static struct MHD_Response *metrics_text(struct ctl_metrics *m, unsigned *why)
 {
 	struct MHD_Response *resp;
 	struct ctl_snap s;
 	struct ctl_out o;
-	enum MHD_Result rc;
 
+	if (m->text && m->now_ms - m->text_ms < TEXT_REUSE_MS)
+		return m->text;
+	*why = MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (ctl_snap_collect(m->view, m->now_ms, &s) != 0)
-		return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n", false);
+		return NULL;
 	ctl_out_init(&o, 0);
 	ctl_metrics_render(&s, m->view->c, &o);
 	ctl_snap_free(&s);
 	if (o.truncated || !o.buf) {
 		// Cut exposition text would be wrong numbers: refuse instead.
 		ctl_out_free(&o);
-		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics text over its limit\n",
-			     false);
+		*why = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		return NULL;
 	}
 	resp = MHD_create_response_from_buffer(o.len, o.buf, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		ctl_out_free(&o);
-		return MHD_NO;
+		return NULL;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
-	rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	return rc;
+	if (m->text)
+		MHD_destroy_response(m->text); // the connections still sending it keep it
+	m->text = resp;
+	m->text_ms = m->now_ms;
+	return resp;
+}
+
+static enum MHD_Result reply_metrics(struct ctl_metrics *m, struct MHD_Connection *conn)
+{
+	unsigned why = 0;
+	struct MHD_Response *resp = metrics_text(m, &why);
+
+	if (!resp)
+		return why == MHD_HTTP_INTERNAL_SERVER_ERROR ?
+			       reply(conn, why, "metrics text over its limit\n", false) :
+			       reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n", false);
+	return MHD_queue_response(conn, MHD_HTTP_OK, resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -760,6 +786,7 @@ static int start_daemon(struct ctl_metrics *m, int fd, char *err, size_t errlen)
 	m->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, m,
 				MHD_OPTION_EXTERNAL_LOGGER, on_log, m, MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_MAX,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
 				MHD_OPTION_END);
 	info = m->d ? MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
@@ -804,6 +831,8 @@ void ctl_metrics_destroy(struct ctl_metrics *m)
 		return;
 	if (m->d)
 		MHD_stop_daemon(m->d); // closes the connections and the listening socket
+	if (m->text)
+		MHD_destroy_response(m->text);
 	free(m);
 }
 

@@ -6,9 +6,12 @@
  *
  * Threads. The control thread is the single writer of the Service
  * Manager's state, and libcli's cli_loop() blocks, so:
- *   - the control thread owns the listening socket, accepts, and starts one
- *     thread per session (at most console.sessions; more connections get a
- *     one-line refusal);
+ *   - the control thread owns the listening socket, accepts, and starts two
+ *     threads per session (at most console.sessions; more connections get a
+ *     one-line refusal): the session thread and its relay (relay_main);
+ *   - the relay moves bytes between the client's socket and libcli's end of
+ *     a socket pair, cutting overlong input lines and ending a session
+ *     whose client takes no output for SEND_TIMEOUT_S;
  *   - a session thread runs cli_loop() and never touches SM, CASA, agent or
  *     fast-path state: each command callback posts its line to its slot,
  *     wakes the control thread (an eventfd) and waits;
@@ -16,14 +19,14 @@
  *     ctl_cmd_exec into the slot's ctl_out and wakes the session, which
  *     prints the text;
  *   - ctl_console_destroy sets `stopping`, wakes every waiting session,
- *     shuts every session socket down (cli_loop then reads end-of-file) and
- *     joins the threads.
+ *     shuts every session socket down (the relay ends, closing its end, and
+ *     cli_loop reads end-of-file) and joins the threads.
  * Everything shared between a session and the control thread is under
  * `mu`, except the ctl_out and the line, which change hands with `pending`
- * and `done` (set under `mu`). libcli's socket is a dup of ours: libcli
- * closes its copy when its loop ends, ours stays valid for shutdown()
- * until the thread is joined, so no descriptor number is ever reused
- * under us.
+ * and `done` (set under `mu`). libcli closes its end of the pair when its
+ * loop ends, the relay closes its end; the client's socket is ours, valid
+ * for shutdown() until both threads are joined, so no descriptor number is
+ * ever reused under us.
  *
  * ctl_console_fd is an epoll descriptor holding the listener, the eventfd
  * and a one-second timer (unauthenticated sessions are closed after
@@ -36,6 +39,7 @@
 #include <libcli.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -51,24 +55,27 @@
 #include "ctl_cmd_int.h"
 
 #define ACCEPT_PER_TURN 8
-#define LOGIN_TIMEOUT_S 60 /* to log in, however slowly the client types */
-#define LOGIN_TRIES 3      /* failed passwords before the session is closed */
-#define SEND_TIMEOUT_S 30  /* a client that stops reading blocks a write this long */
+#define LOGIN_TIMEOUT_S 60  /* to log in, however slowly the client types */
+#define LOGIN_TRIES 3       /* failed passwords before the session is closed */
+#define SEND_TIMEOUT_S 30   /* output the client does not take this long ends the session */
+#define RELAY_LINE_MAX 2048 /* input bytes of one line libcli is given (see relay_main) */
 
 struct session {
 	struct ctl_console *k;
 	/* control thread only */
 	bool used, started, login_expired;
-	pthread_t thread;
-	int sock;   /* ours: shut down by control, closed after the join */
-	int cli_fd; /* libcli's dup of sock: cli_loop closes it */
+	pthread_t thread, relay;
+	bool relay_started;
+	int sock;     /* the client's: shut down by control, closed after the joins */
+	int cli_fd;   /* libcli's end of the relay's socket pair: cli_loop closes it */
+	int relay_fd; /* the relay's end: the relay closes it */
 	uint64_t id, accepted_ms;
 	char peer[24]; /* "198.51.100.9:40312" */
 	/* session thread only */
 	unsigned failures;
 	struct cli_def *cli;
 	/* under k->mu */
-	bool finished, authenticated;
+	bool finished, relay_finished, authenticated;
 	char who[96]; /* "session 2 (admin from 198.51.100.9:40312)" */
 	bool pending, done, enabled;
 	int rc;
@@ -90,6 +97,14 @@ struct ctl_console {
 	char banner[256];
 	struct session s[CTL_CONSOLE_SESSIONS_MAX];
 };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* The session a thread serves: libcli's login and enable callbacks carry
  * no context. */
@@ -376,6 +391,117 @@ static struct cli_def *session_cli(struct session *s)
 	return cli;
 }
 
+/*
+ * The relay between the client's socket and libcli's end of a socket pair,
+ * a thread per session. libcli reads and writes its descriptor directly,
+ * so this is where the session's byte streams can be held to account:
+ *   - input: libcli's line buffer is CLI_MAX_LINE_LENGTH (4096) and its TAB
+ *     completion appends a word to it unchecked (libcli 1.10): the relay
+ *     gives libcli at most RELAY_LINE_MAX bytes between line ends (CR, LF,
+ *     ^C, ^U, ^Z) and drops the rest of an overlong line;
+ *   - output: libcli writes line by line, each write blocking; here the
+ *     output the client does not take for SEND_TIMEOUT_S ends the session,
+ *     once, rather than every line waiting out its own time-out.
+ * It ends when either side closes or fails, or the control thread shuts
+ * the client's socket down; it then closes its end, so libcli reads
+ * end-of-file and its loop ends too.
+ */
+struct relay_buf {
+	char b[8192];
+	size_t len, off;
+};
+
+/* Client bytes for libcli, overlong lines cut; line is the current line's
+ * length so far. */
+static size_t relay_filter(const char *in, size_t n, char *out, size_t *line)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (c == '\r' || c == '\n' || c == 0x03 || c == 0x15 || c == 0x1A)
+			*line = 0;
+		else if (*line >= RELAY_LINE_MAX)
+			continue;
+		else
+			(*line)++;
+		out[k++] = c;
+	}
+	return k;
+}
+
+/* Move what is buffered to fd: 0, or -1 when fd is closed or failed. */
+static int relay_flush(int fd, struct relay_buf *q, uint64_t *progress_ms)
+{
+	while (q->off < q->len) {
+		ssize_t n = send(fd, q->b + q->off, q->len - q->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		q->off += (size_t)n;
+		*progress_ms = mono_ms();
+	}
+	q->off = q->len = 0;
+	return 0;
+}
+
+static void *relay_main(void *arg)
+{
+	struct session *s = arg;
+	struct relay_buf in = { 0 }, out = { 0 };
+	uint64_t out_progress_ms = mono_ms(), unused = 0;
+	size_t line = 0;
+	bool open = true;
+
+	while (open) {
+		struct pollfd p[2] = { { .fd = s->sock }, { .fd = s->relay_fd } };
+		char raw[sizeof(in.b)];
+		ssize_t n;
+
+		// Read a side only when what it sent before has gone on.
+		p[0].events = (short)((in.len == 0 ? POLLIN : 0) | (out.len ? POLLOUT : 0));
+		p[1].events = (short)((out.len == 0 ? POLLIN : 0) | (in.len ? POLLOUT : 0));
+		if (poll(p, 2, 1000) < 0 && errno != EINTR)
+			break;
+		if (out.len && mono_ms() - out_progress_ms > SEND_TIMEOUT_S * 1000ULL) {
+			console_log("session %llu from %s: the client took no output for %d s",
+				    (unsigned long long)s->id, s->peer, SEND_TIMEOUT_S);
+			break;
+		}
+		if (in.len == 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = recv(s->sock, raw, sizeof(raw), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				open = false;
+			else if (n > 0)
+				in.len = relay_filter(raw, (size_t)n, in.b, &line);
+		}
+		if (out.len == 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = recv(s->relay_fd, out.b, sizeof(out.b), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				open = false; // libcli is done; what it wrote goes out below
+			else if (n > 0)
+				out.len = (size_t)n;
+			if (n > 0)
+				out_progress_ms = mono_ms();
+		}
+		if (relay_flush(s->relay_fd, &in, &unused) != 0 ||
+		    relay_flush(s->sock, &out, &out_progress_ms) != 0)
+			open = false;
+	}
+	// libcli's last words (a "bye", an error) if the client takes them now.
+	relay_flush(s->sock, &out, &out_progress_ms);
+	// The client's socket stays open until the control thread has freed
+	// the slot and closes it: a client that sees the end can connect again
+	// at once and find room.
+	close(s->relay_fd);
+	pthread_mutex_lock(&s->k->mu);
+	s->relay_finished = true;
+	pthread_mutex_unlock(&s->k->mu);
+	wake(s->k);
+	return NULL;
+}
+
 static void *session_main(void *arg)
 {
 	struct session *s = arg;
@@ -428,43 +554,64 @@ static int session_start(struct session *s)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&s->thread, NULL, session_main, s);
+	rc = pthread_create(&s->relay, NULL, relay_main, s);
+	if (rc == 0) {
+		s->relay_started = true;
+		rc = pthread_create(&s->thread, NULL, session_main, s);
+		if (rc != 0) {
+			// Without libcli's end the relay stops at once.
+			close(s->cli_fd);
+			pthread_join(s->relay, NULL);
+			s->relay_started = false;
+		}
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return -rc;
 }
 
+/* The relay's socket pair: sp[0] for libcli, which waits with select()
+ * (so below FD_SETSIZE), sp[1] for the relay, non-blocking. */
+static int relay_pair(int sp[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+		return -1;
+	if (sp[0] < FD_SETSIZE && fcntl(sp[1], F_SETFL, O_NONBLOCK) == 0)
+		return 0;
+	close(sp[0]);
+	close(sp[1]);
+	return -1;
+}
+
 static void session_open(struct ctl_console *k, int fd, const char *peer, uint64_t now_ms)
 {
-	struct timeval snd = { .tv_sec = SEND_TIMEOUT_S };
 	struct session *s = free_slot(k);
 	char why[64];
-	int one = 1, cfd;
+	int one = 1, sp[2];
 
 	if (!s) {
 		snprintf(why, sizeof(why), "all %u sessions are in use (console.sessions)", k->max);
 		refuse(fd, peer, why);
 		return;
 	}
-	// libcli waits with select(): its descriptor must be below FD_SETSIZE.
-	cfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (cfd < 0 || cfd >= FD_SETSIZE) {
-		if (cfd >= 0)
-			close(cfd);
+	if (relay_pair(sp) != 0) {
 		refuse(fd, peer, "too many open descriptors");
 		return;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	*s = (struct session){ .k = k,
 			       .used = true,
 			       .sock = fd,
-			       .cli_fd = cfd,
+			       .cli_fd = sp[0],
+			       .relay_fd = sp[1],
 			       .id = ++k->next_id,
 			       .accepted_ms = now_ms };
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
 	ctl_out_init(&s->out, 0);
 	if (session_start(s) != 0) {
-		close(cfd);
+		if (!s->relay_started) {
+			close(sp[0]);
+			close(sp[1]);
+		} // else the relay closed sp[1], and sp[0] was closed to stop it
 		close(fd);
 		ctl_out_free(&s->out);
 		s->used = false;
@@ -525,6 +672,8 @@ static void session_close(struct session *s)
 {
 	if (s->started)
 		pthread_join(s->thread, NULL);
+	if (s->relay_started)
+		pthread_join(s->relay, NULL);
 	close(s->sock);
 	ctl_out_free(&s->out);
 	s->used = false;
@@ -540,7 +689,9 @@ static void reap(struct ctl_console *k, uint64_t now_ms)
 		if (!s->used)
 			continue;
 		pthread_mutex_lock(&k->mu);
-		fin = s->finished;
+		// Both threads: the relay may still hand libcli's last words on
+		// (bounded by SEND_TIMEOUT_S), and the joins must not wait.
+		fin = s->finished && s->relay_finished;
 		auth = s->authenticated;
 		pthread_mutex_unlock(&k->mu);
 		if (fin) {
@@ -565,9 +716,9 @@ void ctl_console_run(struct ctl_console *k, uint64_t now_ms)
 		console_log("eventfd: %s", strerror(errno));
 	if (read(k->tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		console_log("timer: %s", strerror(errno));
+	reap(k, now_ms); // slots freed before new connections look for one
 	accept_some(k, now_ms);
 	serve(k, now_ms);
-	reap(k, now_ms);
 }
 
 int ctl_console_fd(const struct ctl_console *k)

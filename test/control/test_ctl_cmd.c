@@ -907,6 +907,30 @@ static int dialogue_stay(int fd, struct client *c)
 	return !expect(fd, c, "<EOF>");
 }
 
+/* libcli's TAB completion appends to its 4096-byte line unchecked: a line
+ * of 4093 bytes and a TAB that completes "a" to "affinities" would write
+ * past it. The console gives libcli no more than 2048 bytes of one line:
+ * the session, and the process, carry on. */
+static int dialogue_long(int fd, struct client *c)
+{
+	static char line[4200];
+	size_t n = 0;
+
+	n += (size_t)snprintf(line, sizeof(line), "show casa ");
+	memset(line + n, ' ', 4093 - n);
+	n = 4093;
+	line[n++] = 'a';
+	line[n++] = '\t';
+	line[n] = '\0';
+	if (!(expect(fd, c, "Username: ") && say(fd, "admin") && say(fd, "secret") &&
+	      expect(fd, c, "casalb> ")))
+		return 1;
+	c->len = 0; // from here on, only what the long line brought
+	return !(say(fd, line) && expect(fd, c, "casalb> ") && say(fd, "show workers") &&
+		 expect(fd, c, "total") && expect(fd, c, "casalb> ") && say(fd, "quit") &&
+		 expect(fd, c, "<EOF>"));
+}
+
 /* A second connection while the one slot is taken: one line, then EOF. */
 static int dialogue_refused(int fd, struct client *c)
 {
@@ -927,6 +951,8 @@ static void *client_main(void *arg)
 			c->status = dialogue_wrong(fd, c);
 		else if (strcmp(c->script, "stay") == 0)
 			c->status = dialogue_stay(fd, c);
+		else if (strcmp(c->script, "long") == 0)
+			c->status = dialogue_long(fd, c);
 		else
 			c->status = dialogue_refused(fd, c);
 		close(fd);
@@ -1008,6 +1034,25 @@ static void test_session(void)
 	CU_ASSERT(ctl_sm_sp_find(sm, VIP, 8080, 6) >= 0);
 	ctl_console_destroy(k);
 	ctl_console_destroy(NULL);
+}
+
+static void test_long_line(void)
+{
+	static struct client c = { .script = "long" };
+	struct ctl_console *k;
+	pthread_t th;
+
+	setup();
+	k = console_up(4);
+	CU_ASSERT_FATAL(k != NULL);
+	c.port = conf.console.port;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, client_main, &c) == 0);
+	control_loop(k, &c);
+	pthread_join(th, NULL);
+	if (c.status != 0)
+		printf("\n  transcript:\n%s\n", c.transcript);
+	CU_ASSERT_EQUAL(c.status, 0);
+	ctl_console_destroy(k);
 }
 
 static void test_session_limits(void)
@@ -1093,6 +1138,7 @@ int main(void)
 	CU_add_test(s, "reload: ports moving between services", test_reload_moves);
 	CU_add_test(s, "CASA follows port changes", test_casa_follows);
 	CU_add_test(s, "a libcli session over TCP", test_session);
+	CU_add_test(s, "an overlong line and TAB completion", test_long_line);
 	CU_add_test(s, "login failures, session limit, destroy", test_session_limits);
 	CU_add_test(s, "no password off loopback", test_console_needs_password);
 	CU_basic_set_mode(CU_BRM_VERBOSE);

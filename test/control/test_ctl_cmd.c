@@ -1012,9 +1012,10 @@ static struct ctl_console *console_up(unsigned sessions)
 	return k;
 }
 
-static void test_session(void)
+/* A console of 4 sessions and one client running its script to the end;
+ * its status checked. The console is the caller's to destroy. */
+static struct ctl_console *run_client(struct client *c)
 {
-	static struct client c = { .script = "main" };
 	struct ctl_console *k;
 	pthread_t th;
 
@@ -1022,13 +1023,21 @@ static void test_session(void)
 	k = console_up(4);
 	CU_ASSERT_FATAL(k != NULL);
 	CU_ASSERT(ctl_console_fd(k) >= 0);
-	c.port = conf.console.port;
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, client_main, &c) == 0);
-	control_loop(k, &c);
+	c->port = conf.console.port;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, client_main, c) == 0);
+	control_loop(k, c);
 	pthread_join(th, NULL);
-	if (c.status != 0)
-		printf("\n  transcript:\n%s\n", c.transcript);
-	CU_ASSERT_EQUAL(c.status, 0);
+	if (c->status != 0)
+		printf("\n  transcript:\n%s\n", c->transcript);
+	CU_ASSERT_EQUAL(c->status, 0);
+	return k;
+}
+
+static void test_session(void)
+{
+	static struct client c = { .script = "main" };
+	struct ctl_console *k = run_client(&c);
+
 	CU_ASSERT(strstr(c.transcript, "Dynamic VIPA Destination Port Table:\n") != NULL);
 	// The change made after enable (at the user level it did not exist).
 	CU_ASSERT(ctl_sm_sp_find(sm, VIP, 8080, 6) >= 0);
@@ -1039,20 +1048,8 @@ static void test_session(void)
 static void test_long_line(void)
 {
 	static struct client c = { .script = "long" };
-	struct ctl_console *k;
-	pthread_t th;
 
-	setup();
-	k = console_up(4);
-	CU_ASSERT_FATAL(k != NULL);
-	c.port = conf.console.port;
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, client_main, &c) == 0);
-	control_loop(k, &c);
-	pthread_join(th, NULL);
-	if (c.status != 0)
-		printf("\n  transcript:\n%s\n", c.transcript);
-	CU_ASSERT_EQUAL(c.status, 0);
-	ctl_console_destroy(k);
+	ctl_console_destroy(run_client(&c));
 }
 
 static void test_session_limits(void)

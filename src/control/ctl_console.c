@@ -164,8 +164,11 @@ static void slow_guesser(struct session *s)
 {
 	struct timespec pause = { .tv_sec = 1 };
 
+	// The input ends (the relay reads end-of-file, then libcli does);
+	// the client sees the end only when the control thread has freed the
+	// slot and closes the socket, so it can connect again at once.
 	if (++s->failures >= LOGIN_TRIES)
-		shutdown(s->sock, SHUT_RDWR);
+		shutdown(s->sock, SHUT_RD);
 	else
 		nanosleep(&pause, NULL);
 }

@@ -57,6 +57,7 @@
 #define ACCEPT_PER_TURN 8
 #define LOGIN_TIMEOUT_S 60  /* to log in, however slowly the client types */
 #define LOGIN_TRIES 3       /* failed passwords before the session is closed */
+#define LOGINS_PER_PEER 2   /* sessions one address may have not logged in yet */
 #define SEND_TIMEOUT_S 30   /* output the client does not take this long ends the session */
 #define RELAY_LINE_MAX 2048 /* input bytes of one line libcli is given (see relay_main) */
 
@@ -70,7 +71,8 @@ struct session {
 	int cli_fd;   /* libcli's end of the relay's socket pair: cli_loop closes it */
 	int relay_fd; /* the relay's end: the relay closes it */
 	uint64_t id, accepted_ms;
-	char peer[24]; /* "198.51.100.9:40312" */
+	uint32_t peer_addr; /* host order */
+	char peer[24];      /* "198.51.100.9:40312" */
 	/* session thread only */
 	unsigned failures;
 	struct cli_def *cli;
@@ -539,6 +541,18 @@ static void refuse(int fd, const char *peer, const char *why)
 	console_log("connection from %s refused: %s", peer, why);
 }
 
+/* Sessions from addr that have not logged in (yet). */
+static unsigned logins_from(struct ctl_console *k, uint32_t addr)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&k->mu);
+	for (unsigned i = 0; i < k->max; i++)
+		n += k->s[i].used && k->s[i].peer_addr == addr && !k->s[i].authenticated;
+	pthread_mutex_unlock(&k->mu);
+	return n;
+}
+
 static struct session *free_slot(struct ctl_console *k)
 {
 	for (unsigned i = 0; i < k->max; i++)
@@ -585,14 +599,23 @@ static int relay_pair(int sp[2])
 	return -1;
 }
 
-static void session_open(struct ctl_console *k, int fd, const char *peer, uint64_t now_ms)
+static void session_open(struct ctl_console *k, int fd, uint32_t addr, const char *peer,
+			 uint64_t now_ms)
 {
 	struct session *s = free_slot(k);
-	char why[64];
+	char why[80], a[16];
 	int one = 1, sp[2];
 
 	if (!s) {
 		snprintf(why, sizeof(why), "all %u sessions are in use (console.sessions)", k->max);
+		refuse(fd, peer, why);
+		return;
+	}
+	// Connections that never log in hold a slot for LOGIN_TIMEOUT_S: one
+	// address may not take every slot that way and lock the operators out.
+	if (logins_from(k, addr) >= LOGINS_PER_PEER) {
+		snprintf(why, sizeof(why), "%d logins already in progress from %s", LOGINS_PER_PEER,
+			 ctl_cmd_ip(addr, a));
 		refuse(fd, peer, why);
 		return;
 	}
@@ -604,6 +627,7 @@ static void session_open(struct ctl_console *k, int fd, const char *peer, uint64
 	*s = (struct session){ .k = k,
 			       .used = true,
 			       .sock = fd,
+			       .peer_addr = addr,
 			       .cli_fd = sp[0],
 			       .relay_fd = sp[1],
 			       .id = ++k->next_id,
@@ -637,7 +661,7 @@ static void accept_some(struct ctl_console *k, uint64_t now_ms)
 			return;
 		snprintf(peer, sizeof(peer), "%s:%u", ctl_cmd_ip(ntohl(from.sin_addr.s_addr), a),
 			 ntohs(from.sin_port));
-		session_open(k, fd, peer, now_ms);
+		session_open(k, fd, ntohl(from.sin_addr.s_addr), peer, now_ms);
 	}
 }
 

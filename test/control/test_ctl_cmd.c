@@ -938,6 +938,13 @@ static int dialogue_refused(int fd, struct client *c)
 		 expect(fd, c, "<EOF>"));
 }
 
+/* A third connection from an address with two logins in progress. */
+static int dialogue_peer(int fd, struct client *c)
+{
+	return !(expect(fd, c, "% casalb console: 2 logins already in progress from 127.0.0.1") &&
+		 expect(fd, c, "<EOF>"));
+}
+
 static void *client_main(void *arg)
 {
 	struct client *c = arg;
@@ -953,6 +960,8 @@ static void *client_main(void *arg)
 			c->status = dialogue_stay(fd, c);
 		else if (strcmp(c->script, "long") == 0)
 			c->status = dialogue_long(fd, c);
+		else if (strcmp(c->script, "peer") == 0)
+			c->status = dialogue_peer(fd, c);
 		else
 			c->status = dialogue_refused(fd, c);
 		close(fd);
@@ -991,6 +1000,18 @@ static void control_loop(struct ctl_console *k, struct client *c)
 	uint64_t until = mono_ms() + 15000;
 
 	while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) && mono_ms() < until) {
+		struct pollfd p = { .fd = ctl_console_fd(k), .events = POLLIN };
+
+		poll(&p, 1, 50);
+		ctl_console_run(k, mono_ms());
+	}
+}
+
+/* Up to n control turns (each waits up to 50 ms for the console), fewer
+ * once *until (when given) is set. */
+static void control_turns(struct ctl_console *k, int n, int *until)
+{
+	for (int i = 0; i < n && !(until && __atomic_load_n(until, __ATOMIC_ACQUIRE)); i++) {
 		struct pollfd p = { .fd = ctl_console_fd(k), .events = POLLIN };
 
 		poll(&p, 1, 50);
@@ -1052,6 +1073,41 @@ static void test_long_line(void)
 	ctl_console_destroy(run_client(&c));
 }
 
+/* Two connections that do not log in: a third from the same address is
+ * refused although slots are free; once one goes, a login is offered. */
+static void test_logins_per_peer(void)
+{
+	static struct client peer = { .script = "peer" }, again = { .script = "stay" };
+	struct ctl_console *k;
+	pthread_t a;
+	int idle[2];
+
+	setup();
+	k = console_up(4);
+	CU_ASSERT_FATAL(k != NULL);
+	peer.port = again.port = conf.console.port;
+	idle[0] = dial(conf.console.port);
+	idle[1] = dial(conf.console.port);
+	CU_ASSERT_FATAL(idle[0] >= 0 && idle[1] >= 0);
+	control_turns(k, 10, NULL); // both accepted
+	CU_ASSERT_FATAL(pthread_create(&a, NULL, client_main, &peer) == 0);
+	control_loop(k, &peer);
+	pthread_join(a, NULL);
+	if (peer.status != 0)
+		printf("\n  transcript:\n%s\n", peer.transcript);
+	CU_ASSERT_EQUAL(peer.status, 0);
+	close(idle[0]);
+	// Control turns for 2 s: the relay reads the end at once, libcli
+	// follows, the slot is freed (a matter of milliseconds).
+	control_turns(k, 40, NULL);
+	CU_ASSERT_FATAL(pthread_create(&a, NULL, client_main, &again) == 0);
+	control_turns(k, 100, &again.logged_in);
+	CU_ASSERT(__atomic_load_n(&again.logged_in, __ATOMIC_ACQUIRE));
+	ctl_console_destroy(k);
+	pthread_join(a, NULL);
+	close(idle[1]);
+}
+
 static void test_session_limits(void)
 {
 	static struct client wrong = { .script = "wrong" }, stay = { .script = "stay" },
@@ -1071,12 +1127,7 @@ static void test_session_limits(void)
 	CU_ASSERT_EQUAL(wrong.status, 0);
 	// One slot: the second connection is refused in one line.
 	CU_ASSERT_FATAL(pthread_create(&a, NULL, client_main, &stay) == 0);
-	for (int i = 0; i < 100 && !__atomic_load_n(&stay.logged_in, __ATOMIC_ACQUIRE); i++) {
-		struct pollfd p = { .fd = ctl_console_fd(k), .events = POLLIN };
-
-		poll(&p, 1, 50);
-		ctl_console_run(k, mono_ms());
-	}
+	control_turns(k, 100, &stay.logged_in);
 	CU_ASSERT_FATAL(pthread_create(&b, NULL, client_main, &refused) == 0);
 	control_loop(k, &refused);
 	pthread_join(b, NULL);
@@ -1136,6 +1187,7 @@ int main(void)
 	CU_add_test(s, "CASA follows port changes", test_casa_follows);
 	CU_add_test(s, "a libcli session over TCP", test_session);
 	CU_add_test(s, "an overlong line and TAB completion", test_long_line);
+	CU_add_test(s, "logins in progress per address", test_logins_per_peer);
 	CU_add_test(s, "login failures, session limit, destroy", test_session_limits);
 	CU_add_test(s, "no password off loopback", test_console_needs_password);
 	CU_basic_set_mode(CU_BRM_VERBOSE);

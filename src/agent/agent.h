@@ -106,8 +106,12 @@ int agent_listeners(uint32_t vip, uint16_t port, uint8_t protocol);
 int agent_conns(const struct casa_agent_service *svc, unsigned n_svc, struct casa_agent_conn *out,
 		unsigned max);
 
+/* Sort a connection table by its 5-tuple, as agent_conns_ended needs. */
+void agent_conns_sort(struct casa_agent_conn *conns, unsigned n);
+
 /* The connections of before[] that are not in now[] (they ended), up to
- * max into ended, state CASA_AGENT_END_CLOSED. Returns the count. */
+ * max into ended, state CASA_AGENT_END_CLOSED. Returns the count. Both
+ * tables sorted (agent_conns_sort); linear in their sizes. */
 unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_before,
 			   const struct casa_agent_conn *now, unsigned n_now,
 			   struct casa_agent_conn *ended, unsigned max);

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -78,26 +79,41 @@ int agent_conns(const struct casa_agent_service *svc, unsigned n_svc, struct cas
 	return rc < 0 ? rc : (int)c.n;
 }
 
-static bool conn_eq(const struct casa_agent_conn *a, const struct casa_agent_conn *b)
+/* The order of the 5-tuple: client, VIP, client port, VIP port, protocol. */
+static int conn_cmp(const void *pa, const void *pb)
 {
-	return a->client == b->client && a->vip == b->vip && a->client_port == b->client_port &&
-	       a->vip_port == b->vip_port && a->protocol == b->protocol;
+	const struct casa_agent_conn *a = pa, *b = pb;
+
+	if (a->client != b->client)
+		return a->client < b->client ? -1 : 1;
+	if (a->vip != b->vip)
+		return a->vip < b->vip ? -1 : 1;
+	if (a->client_port != b->client_port)
+		return a->client_port < b->client_port ? -1 : 1;
+	if (a->vip_port != b->vip_port)
+		return a->vip_port < b->vip_port ? -1 : 1;
+	return (a->protocol > b->protocol) - (a->protocol < b->protocol);
+}
+
+void agent_conns_sort(struct casa_agent_conn *conns, unsigned n)
+{
+	qsort(conns, n, sizeof(*conns), conn_cmp);
 }
 
 unsigned agent_conns_ended(const struct casa_agent_conn *before, unsigned n_before,
 			   const struct casa_agent_conn *now, unsigned n_now,
 			   struct casa_agent_conn *ended, unsigned max)
 {
-	unsigned n = 0;
+	unsigned n = 0, j = 0;
 
-	// Quadratic, and fine for the sets one poll sees on a target; a
-	// sorted merge is the step up when hosts hold 10^5 VIP connections.
+	// One merge of two sorted tables: linear, for the 10^5 VIP connections
+	// a busy target holds (the poll runs every second).
 	for (unsigned i = 0; i < n_before && n < max; i++) {
-		bool still = false;
+		int c = 1;
 
-		for (unsigned j = 0; j < n_now && !still; j++)
-			still = conn_eq(&before[i], &now[j]);
-		if (!still) {
+		while (j < n_now && (c = conn_cmp(&now[j], &before[i])) < 0)
+			j++;
+		if (j == n_now || c != 0) {
 			ended[n] = before[i];
 			ended[n++].state = CASA_AGENT_END_CLOSED;
 		}

@@ -670,6 +670,8 @@ static void poll_conns(struct agent *a, bool resync)
 
 	if (n < 0)
 		return;
+	if (a->watch_fd < 0) // the merge of agent_conns_ended wants both sorted
+		agent_conns_sort(a->conns_now, (unsigned)n);
 	// With destroy notifications the watcher reports every end; the poll
 	// only keeps the table for resync and LOAD. Without them, ends are
 	// what disappeared between two polls (connections shorter than a

@@ -221,9 +221,31 @@ static void test_conns_ended(void)
 	now[0] = c;
 	now[1] = a;
 	now[1].state = CASA_AGENT_CONN_CLOSING; // still held, only closing
+	agent_conns_sort(before, 3);
+	agent_conns_sort(now, 2);
+	CU_ASSERT(now[0].client == 1 && now[1].client == 2); // by client first
 	CU_ASSERT_EQUAL(agent_conns_ended(before, 3, now, 2, ended, 3), 1);
 	CU_ASSERT(ended[0].client_port == 11 && ended[0].state == CASA_AGENT_END_CLOSED);
 	CU_ASSERT_EQUAL(agent_conns_ended(before, 3, NULL, 0, ended, 2), 2); // bounded by max
+	// Many: every third of 30000 ended, found in one merge.
+	{
+		static struct casa_agent_conn big_before[30000], big_now[20000], big_ended[30000];
+		unsigned k = 0, n;
+
+		for (unsigned i = 0; i < 30000; i++) {
+			big_before[i] = a;
+			big_before[i].client = 30000 - i; // unsorted
+			big_before[i].client_port = (uint16_t)(i * 7);
+			if (i % 3 != 0)
+				big_now[k++] = big_before[i];
+		}
+		agent_conns_sort(big_before, 30000);
+		agent_conns_sort(big_now, k);
+		n = agent_conns_ended(big_before, 30000, big_now, k, big_ended, 30000);
+		CU_ASSERT_EQUAL(n, 10000);
+		for (unsigned i = 0; i < n; i++)
+			CU_ASSERT_EQUAL_FATAL((30000 - big_ended[i].client) % 3, 0);
+	}
 }
 
 /* A served VIP connection over loopback shows in the table, and its end

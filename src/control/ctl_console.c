@@ -55,11 +55,14 @@
 #include "ctl_cmd_int.h"
 
 #define ACCEPT_PER_TURN 8
-#define LOGIN_TIMEOUT_S 60  /* to log in, however slowly the client types */
-#define LOGIN_TRIES 3       /* failed passwords before the session is closed */
-#define LOGINS_PER_PEER 2   /* sessions one address may have not logged in yet */
-#define SEND_TIMEOUT_S 30   /* output the client does not take this long ends the session */
-#define RELAY_LINE_MAX 2048 /* input bytes of one line libcli is given (see relay_main) */
+#define LOGIN_TIMEOUT_S 60 /* to log in, however slowly the client types */
+#define LOGIN_TRIES 3      /* failed passwords before the session is closed */
+#define LOGINS_PER_PEER 2  /* sessions one address may have not logged in yet */
+#define SEND_TIMEOUT_S 30  /* output the client does not take this long ends the session */
+/* libcli's line buffer is 4096 bytes: a line recalled from its history
+ * (itself no longer than this) plus this much typed still fits. */
+#define RELAY_LINE_MAX 2000 /* input bytes of one line libcli is given (see relay_main) */
+#define RELAY_TAB_ADDS 32   /* counted for a TAB: longer than any word it completes */
 
 struct session {
 	struct ctl_console *k;
@@ -402,14 +405,18 @@ static struct cli_def *session_cli(struct session *s)
  * so this is where the session's byte streams can be held to account:
  *   - input: libcli's line buffer is CLI_MAX_LINE_LENGTH (4096) and its TAB
  *     completion appends a word to it unchecked (libcli 1.10): the relay
- *     gives libcli at most RELAY_LINE_MAX bytes between line ends (CR, LF,
- *     ^C, ^U, ^Z) and drops the rest of an overlong line;
+ *     gives libcli at most RELAY_LINE_MAX bytes between line ends (CR,
+ *     ^U), a TAB counted as the longest word it could add, and drops the
+ *     rest of an overlong line; a line recalled from history (at most as
+ *     long) plus a new one's worth stays inside libcli's buffer;
  *   - output: libcli writes line by line, each write blocking; here the
  *     output the client does not take for SEND_TIMEOUT_S ends the session,
  *     once, rather than every line waiting out its own time-out.
- * It ends when either side closes or fails, or the control thread shuts
- * the client's socket down; it then closes its end, so libcli reads
- * end-of-file and its loop ends too.
+ * A client that stops sending (a half-close) still gets libcli's answers
+ * to what it sent: libcli reads end-of-file after them. The relay ends when
+ * libcli has closed and its output is sent, when the client's socket fails
+ * or the control thread shuts it down, or on the output deadline; it then
+ * closes its end, so libcli's loop ends too.
  */
 struct relay_buf {
 	char b[8192];
@@ -425,12 +432,18 @@ static size_t relay_filter(const char *in, size_t n, char *out, size_t *line)
 	for (size_t i = 0; i < n; i++) {
 		char c = in[i];
 
-		if (c == '\r' || c == '\n' || c == 0x03 || c == 0x15 || c == 0x1A)
+		// What ends libcli's line: CR (Enter) and ^U (kill line); it
+		// ignores LF and keeps its line on ^C and ^Z.
+		if (c == '\r' || c == 0x15) {
 			*line = 0;
-		else if (*line >= RELAY_LINE_MAX)
-			continue;
-		else
-			(*line)++;
+		} else {
+			// A TAB may complete a word: count the longest.
+			size_t adds = c == '\t' ? RELAY_TAB_ADDS : 1;
+
+			if (*line + adds > RELAY_LINE_MAX)
+				continue;
+			*line += adds;
+		}
 		out[k++] = c;
 	}
 	return k;
@@ -451,51 +464,99 @@ static int relay_flush(int fd, struct relay_buf *q, uint64_t *progress_ms)
 	return 0;
 }
 
+/* Which sides the relay still waits for: a side that hung up or ended is
+ * polled no more (poll would report it at once, forever). */
+struct relay_state {
+	struct relay_buf in, out; /* client -> libcli, libcli -> client */
+	bool client_eof;          /* the client sent its last byte */
+	bool cli_eof;             /* libcli closed its end */
+	bool done;
+	size_t line;
+	uint64_t out_progress_ms;
+};
+
+static void relay_poll(const struct session *s, const struct relay_state *r, struct pollfd p[2])
+{
+	short ev0 = (short)((!r->client_eof && r->in.len == 0 ? POLLIN : 0) |
+			    (r->out.len ? POLLOUT : 0));
+	short ev1 = (short)((!r->cli_eof && r->out.len == 0 ? POLLIN : 0) |
+			    (!r->cli_eof && r->in.len ? POLLOUT : 0));
+
+	p[0] = (struct pollfd){ .fd = ev0 ? s->sock : -1, .events = ev0 };
+	p[1] = (struct pollfd){ .fd = ev1 ? s->relay_fd : -1, .events = ev1 };
+}
+
+/* The client's side: its bytes in (filtered), hang-ups. */
+static void relay_client(struct session *s, struct relay_state *r, short revents)
+{
+	char raw[sizeof(r->in.b)];
+	ssize_t n;
+
+	if (revents & POLLERR) {
+		r->done = true;
+		return;
+	}
+	if (r->client_eof || r->in.len || !(revents & (POLLIN | POLLHUP))) {
+		if (revents & POLLHUP) // both directions gone, nothing to deliver
+			r->done = true;
+		return;
+	}
+	n = recv(s->sock, raw, sizeof(raw), MSG_DONTWAIT);
+	if (n > 0) {
+		r->in.len = relay_filter(raw, (size_t)n, r->in.b, &r->line);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		// The client is done sending: libcli gets what came before and
+		// then end-of-file, answers, and closes; its answers still go out.
+		r->client_eof = true;
+		shutdown(s->relay_fd, SHUT_WR);
+	}
+}
+
+/* libcli's side: its output, read only when the last has gone on (data
+ * it wrote before closing is read before its end-of-file). */
+static void relay_cli(struct session *s, struct relay_state *r, short revents)
+{
+	ssize_t n;
+
+	if (r->cli_eof || r->out.len || !(revents & (POLLIN | POLLHUP | POLLERR)))
+		return;
+	n = recv(s->relay_fd, r->out.b, sizeof(r->out.b), MSG_DONTWAIT);
+	if (n > 0) {
+		r->out.len = (size_t)n;
+		r->out_progress_ms = mono_ms();
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		r->cli_eof = true;
+	}
+}
+
 static void *relay_main(void *arg)
 {
 	struct session *s = arg;
-	struct relay_buf in = { 0 }, out = { 0 };
-	uint64_t out_progress_ms = mono_ms(), unused = 0;
-	size_t line = 0;
-	bool open = true;
+	struct relay_state r = { .out_progress_ms = mono_ms() };
+	uint64_t unused = 0;
 
-	while (open) {
-		struct pollfd p[2] = { { .fd = s->sock }, { .fd = s->relay_fd } };
-		char raw[sizeof(in.b)];
-		ssize_t n;
+	while (!r.done) {
+		struct pollfd p[2];
 
-		// Read a side only when what it sent before has gone on.
-		p[0].events = (short)((in.len == 0 ? POLLIN : 0) | (out.len ? POLLOUT : 0));
-		p[1].events = (short)((out.len == 0 ? POLLIN : 0) | (in.len ? POLLOUT : 0));
+		relay_poll(s, &r, p);
 		if (poll(p, 2, 1000) < 0 && errno != EINTR)
 			break;
-		if (out.len && mono_ms() - out_progress_ms > SEND_TIMEOUT_S * 1000ULL) {
+		if (r.out.len && mono_ms() - r.out_progress_ms > SEND_TIMEOUT_S * 1000ULL) {
 			console_log("session %llu from %s: the client took no output for %d s",
 				    (unsigned long long)s->id, s->peer, SEND_TIMEOUT_S);
 			break;
 		}
-		if (in.len == 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = recv(s->sock, raw, sizeof(raw), MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-				open = false;
-			else if (n > 0)
-				in.len = relay_filter(raw, (size_t)n, in.b, &line);
-		}
-		if (out.len == 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = recv(s->relay_fd, out.b, sizeof(out.b), MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-				open = false; // libcli is done; what it wrote goes out below
-			else if (n > 0)
-				out.len = (size_t)n;
-			if (n > 0)
-				out_progress_ms = mono_ms();
-		}
-		if (relay_flush(s->relay_fd, &in, &unused) != 0 ||
-		    relay_flush(s->sock, &out, &out_progress_ms) != 0)
-			open = false;
+		relay_client(s, &r, p[0].revents);
+		relay_cli(s, &r, p[1].revents);
+		// Input libcli no longer takes (it closed) is dropped; its end
+		// comes through relay_cli once its last output is read.
+		if (r.cli_eof || relay_flush(s->relay_fd, &r.in, &unused) != 0)
+			r.in.len = r.in.off = 0;
+		if (relay_flush(s->sock, &r.out, &r.out_progress_ms) != 0)
+			r.done = true;
+		if (r.cli_eof && r.out.len == 0) // libcli done, all it said sent
+			r.done = true;
 	}
-	// libcli's last words (a "bye", an error) if the client takes them now.
-	relay_flush(s->sock, &out, &out_progress_ms);
 	// The client's socket stays open until the control thread has freed
 	// the slot and closes it: a client that sees the end can connect again
 	// at once and find room.
@@ -576,10 +637,12 @@ static int session_start(struct session *s)
 		s->relay_started = true;
 		rc = pthread_create(&s->thread, NULL, session_main, s);
 		if (rc != 0) {
-			// Without libcli's end the relay stops at once.
+			// Without libcli's end the relay stops at once, closing its
+			// own: the pair is gone.
 			close(s->cli_fd);
 			pthread_join(s->relay, NULL);
 			s->relay_started = false;
+			s->cli_fd = s->relay_fd = -1;
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -635,10 +698,10 @@ static void session_open(struct ctl_console *k, int fd, uint32_t addr, const cha
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
 	ctl_out_init(&s->out, 0);
 	if (session_start(s) != 0) {
-		if (!s->relay_started) {
-			close(sp[0]);
-			close(sp[1]);
-		} // else the relay closed sp[1], and sp[0] was closed to stop it
+		if (s->cli_fd >= 0) // no thread started: the pair is still ours
+			close(s->cli_fd);
+		if (s->relay_fd >= 0)
+			close(s->relay_fd);
 		close(fd);
 		ctl_out_free(&s->out);
 		s->used = false;

@@ -925,9 +925,32 @@ static int dialogue_long(int fd, struct client *c)
 	if (!(expect(fd, c, "Username: ") && say(fd, "admin") && say(fd, "secret") &&
 	      expect(fd, c, "casalb> ")))
 		return 1;
-	c->len = 0; // from here on, only what the long line brought
+	c->len = 0; // from here on, only what the long lines brought
+	if (!(say(fd, line) && expect(fd, c, "casalb> ")))
+		return 1;
+	// libcli ignores LF: a line split by LFs into pieces shorter than the
+	// relay's limit is still one line to libcli.
+	n = (size_t)snprintf(line, sizeof(line), "show casa ");
+	memset(line + n, ' ', 1900 - n);
+	line[1900] = '\n';
+	memset(line + 1901, ' ', 1900);
+	line[3801] = '\n';
+	memset(line + 3802, ' ', 290);
+	n = 3802 + 290;
+	line[n++] = 'a';
+	line[n++] = '\t';
+	line[n] = '\0';
 	return !(say(fd, line) && expect(fd, c, "casalb> ") && say(fd, "show workers") &&
 		 expect(fd, c, "total") && expect(fd, c, "casalb> ") && say(fd, "quit") &&
+		 expect(fd, c, "<EOF>"));
+}
+
+/* Everything sent at once, then the sending side closed (as `nc -N`
+ * does): the answers still come. */
+static int dialogue_halfclose(int fd, struct client *c)
+{
+	return !(say(fd, "admin") && say(fd, "secret") && say(fd, "show workers") &&
+		 say(fd, "quit") && shutdown(fd, SHUT_WR) == 0 && expect(fd, c, "total") &&
 		 expect(fd, c, "<EOF>"));
 }
 
@@ -962,6 +985,8 @@ static void *client_main(void *arg)
 			c->status = dialogue_long(fd, c);
 		else if (strcmp(c->script, "peer") == 0)
 			c->status = dialogue_peer(fd, c);
+		else if (strcmp(c->script, "halfclose") == 0)
+			c->status = dialogue_halfclose(fd, c);
 		else
 			c->status = dialogue_refused(fd, c);
 		close(fd);
@@ -1069,6 +1094,13 @@ static void test_session(void)
 static void test_long_line(void)
 {
 	static struct client c = { .script = "long" };
+
+	ctl_console_destroy(run_client(&c));
+}
+
+static void test_half_close(void)
+{
+	static struct client c = { .script = "halfclose" };
 
 	ctl_console_destroy(run_client(&c));
 }
@@ -1187,6 +1219,7 @@ int main(void)
 	CU_add_test(s, "CASA follows port changes", test_casa_follows);
 	CU_add_test(s, "a libcli session over TCP", test_session);
 	CU_add_test(s, "an overlong line and TAB completion", test_long_line);
+	CU_add_test(s, "a client that half-closes gets its answers", test_half_close);
 	CU_add_test(s, "logins in progress per address", test_logins_per_peer);
 	CU_add_test(s, "login failures, session limit, destroy", test_session_limits);
 	CU_add_test(s, "no password off loopback", test_console_needs_password);

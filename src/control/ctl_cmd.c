@@ -969,8 +969,10 @@ static int plan_add(struct port_plan *m, struct ctl_cmd_ctx *x, unsigned svc, ui
 }
 
 /* One round: the deletes that leave every service a port, then the adds
- * of ports no other service holds. Whether anything changed. */
-static int plan_round(struct port_plan *m, struct ctl_cmd_ctx *x, bool *progress)
+ * of ports no other service holds and that fit (a later delete may make
+ * room: *short_of_room says one waited). Whether anything changed. */
+static void plan_round(struct port_plan *m, struct ctl_cmd_ctx *x, bool *progress,
+		       bool *short_of_room)
 {
 	for (unsigned i = 0; i < m->live->n_services; i++)
 		for (unsigned k = 0; k < m->n_ports[i];) {
@@ -987,17 +989,14 @@ static int plan_round(struct port_plan *m, struct ctl_cmd_ctx *x, bool *progress
 		const struct ctl_service *n = &m->next->services[i];
 
 		for (unsigned p = 0; p < n->n_ports; p++) {
-			int rc;
-
 			if (plan_has(m, i, n->ports[p]) || plan_held(m, i, n->ports[p]))
 				continue;
-			rc = plan_add(m, x, i, n->ports[p]);
-			if (rc != 0)
-				return rc;
-			*progress = true;
+			if (plan_add(m, x, i, n->ports[p]) != 0)
+				*short_of_room = true;
+			else
+				*progress = true;
 		}
 	}
-	return 0;
 }
 
 static bool plan_done(const struct port_plan *m)
@@ -1019,8 +1018,7 @@ static bool plan_done(const struct port_plan *m)
 static int plan_make(struct port_plan *m, struct ctl_cmd_ctx *x, struct ctl_out *out)
 {
 	const struct ctl_sm *sm = x->v->sm;
-	bool progress = true;
-	int rc = 0;
+	bool progress = true, short_of_room = false;
 
 	for (unsigned i = 0; i < m->live->n_services; i++) {
 		m->n_ports[i] = m->live->services[i].n_ports;
@@ -1031,13 +1029,13 @@ static int plan_make(struct port_plan *m, struct ctl_cmd_ctx *x, struct ctl_out 
 	for (unsigned sp = 0; sp < ctl_sm_sp_count(sm); sp++)
 		m->published += ctl_sm_sp_active(sm, sp) || ctl_sm_sp_conns(sm, sp) > 0;
 	// Each round adds or deletes at least one port, or ends.
-	for (unsigned round = 0; rc == 0 && progress && !plan_done(m) && round < m->max_steps;
-	     round++) {
+	for (unsigned round = 0; progress && !plan_done(m) && round < m->max_steps; round++) {
 		progress = false;
-		rc = plan_round(m, x, &progress);
+		short_of_room = false;
+		plan_round(m, x, &progress, &short_of_room);
 	}
-	if (rc == -ENOSPC)
-		return ctl_cmd_fail(out, rc,
+	if (!plan_done(m) && short_of_room)
+		return ctl_cmd_fail(out, -ENOSPC,
 				    "reload refused, nothing changed: the new ports do not fit"
 				    " (%d ports per service, %d service ports in all, deleted"
 				    " ports counted while they drain)",

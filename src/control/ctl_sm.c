@@ -1333,12 +1333,13 @@ int ctl_sm_port_add(struct ctl_sm *sm, unsigned service, uint16_t port)
 		if (sm->sps[sp].conns > 0)
 			return -EBUSY;
 	}
-	if (active_sps(sm, (int)service) >= CTL_PORTS_PER_SERVICE ||
-	    published_sps(sm) >= FP_SERVICES_MAX)
-		return -ENOSPC;
 	// A port deleted and added back while draining is the same service
-	// port again: its connections and counters carry on.
+	// port again: its connections and counters carry on, and while it has
+	// connections it is in the tables already (no room needed there).
 	sp = sp_of_service(sm, service, port, true);
+	if (active_sps(sm, (int)service) >= CTL_PORTS_PER_SERVICE ||
+	    (!(sp >= 0 && sm->sps[sp].conns > 0) && published_sps(sm) >= FP_SERVICES_MAX))
+		return -ENOSPC;
 	if (sp >= 0) {
 		sm->sps[sp].withdrawn = false;
 		sps_changed(sm);

@@ -739,6 +739,59 @@ static void test_reload_moves(void)
 	teardown();
 }
 
+/* 1023 of the FP_SERVICES_MAX (1024) service ports: two services of one
+ * port each (web_port, mail_port on 203.0.113.10), the rest filled up on
+ * other VIPs. */
+static void write_full_conf(unsigned web_port, unsigned mail_port)
+{
+	FILE *f = fopen(conf_file, "w");
+	unsigned left = FP_SERVICES_MAX - 3;
+
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f, "service_manager = { address = \"198.51.100.1\"; };\n"
+		   "dataplane = { ports = ( { device = \"ring:t\"; address = \"192.0.2.1\";\n"
+		   "  gateway_mac = \"02:00:00:00:00:01\"; } ); };\n"
+		   "targets = ( { name = \"t1\"; tunnel = \"192.0.2.21\"; } );\n"
+		   "services = (\n");
+	fprintf(f,
+		" { name = \"web\"; vip = \"203.0.113.10\"; ports = [ %u ]; targets = [ \"t1\" ]; },\n"
+		" { name = \"mail\"; vip = \"203.0.113.10\"; ports = [ %u ]; targets = [ \"t1\" ]; }",
+		web_port, mail_port);
+	for (unsigned v = 0; left > 0; v++) {
+		unsigned n = left < CTL_PORTS_PER_SERVICE ? left : CTL_PORTS_PER_SERVICE;
+
+		fprintf(f, ",\n { name = \"fill%u\"; vip = \"203.0.113.%u\"; ports = [ ", v,
+			100 + v);
+		for (unsigned p = 0; p < n; p++)
+			fprintf(f, "%s%u", p ? ", " : "", 1000 + p);
+		fprintf(f, " ]; targets = [ \"t1\" ]; }");
+		left -= n;
+	}
+	fprintf(f, " );\n");
+	fclose(f);
+}
+
+/* At 1023 of 1024 service ports, web 80 -> 81 and mail 90 -> 91 need an
+ * order that makes room: add 81, delete 80, add 91, delete 90. */
+static void test_reload_room(void)
+{
+	teardown();
+	write_full_conf(80, 90);
+	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
+	loaded = true;
+	fp_stub_reset();
+	sm = ctl_sm_create(&conf, NOW);
+	CU_ASSERT_FATAL(sm != NULL);
+	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
+	change_log = tmpfile();
+	write_full_conf(81, 91);
+	CU_ASSERT_EQUAL(run("reload"), 0);
+	CU_ASSERT(has(": 4 change(s) applied\n"));
+	CU_ASSERT(service_has(0, 81) && !service_has(0, 80));
+	CU_ASSERT(service_has(1, 91) && !service_has(1, 90));
+	teardown();
+}
+
 /* A port change reaches CASA (wildcards again, TTL-0 withdrawal) through
  * the SM's generation. */
 static void test_casa_follows(void)
@@ -1216,6 +1269,7 @@ int main(void)
 	CU_add_test(s, "clear counters", test_clear_counters);
 	CU_add_test(s, "reload", test_reload);
 	CU_add_test(s, "reload: ports moving between services", test_reload_moves);
+	CU_add_test(s, "reload: an order that makes room at the limit", test_reload_room);
 	CU_add_test(s, "CASA follows port changes", test_casa_follows);
 	CU_add_test(s, "a libcli session over TCP", test_session);
 	CU_add_test(s, "an overlong line and TAB completion", test_long_line);

@@ -669,6 +669,19 @@ static void test_reload(void)
 }
 
 /* Two TCP services of one VIP, web's ports and mail's given. */
+/* A fresh SM from the configuration file as it is now, for the reload
+ * tests (which then rewrite the file). */
+static void sm_from_file(void)
+{
+	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
+	loaded = true;
+	fp_stub_reset();
+	sm = ctl_sm_create(&conf, NOW);
+	CU_ASSERT_FATAL(sm != NULL);
+	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
+	change_log = tmpfile();
+}
+
 static void write_moves_conf(const char *web, const char *mail)
 {
 	FILE *f = fopen(conf_file, "w");
@@ -696,13 +709,7 @@ static void test_reload_moves(void)
 
 	teardown();
 	write_moves_conf("80", "25");
-	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
-	loaded = true;
-	fp_stub_reset();
-	sm = ctl_sm_create(&conf, NOW);
-	CU_ASSERT_FATAL(sm != NULL);
-	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
-	change_log = tmpfile();
+	sm_from_file();
 	write_moves_conf("8080", "25, 80");
 	CU_ASSERT_EQUAL(run("reload"), 0);
 	CU_ASSERT(has(": 3 change(s) applied\n"));
@@ -777,13 +784,7 @@ static void test_reload_room(void)
 {
 	teardown();
 	write_full_conf(80, 90);
-	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
-	loaded = true;
-	fp_stub_reset();
-	sm = ctl_sm_create(&conf, NOW);
-	CU_ASSERT_FATAL(sm != NULL);
-	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
-	change_log = tmpfile();
+	sm_from_file();
 	write_full_conf(81, 91);
 	CU_ASSERT_EQUAL(run("reload"), 0);
 	CU_ASSERT(has(": 4 change(s) applied\n"));

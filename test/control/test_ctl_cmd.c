@@ -88,6 +88,19 @@ static void teardown(void)
 	change_log = NULL;
 }
 
+/* A fresh SM (on the fast-path stub) from the configuration file as it is
+ * now; the reload tests then rewrite the file. */
+static void sm_from_file(void)
+{
+	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
+	loaded = true;
+	fp_stub_reset();
+	sm = ctl_sm_create(&conf, NOW);
+	CU_ASSERT_FATAL(sm != NULL);
+	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
+	change_log = tmpfile();
+}
+
 /* A fresh SM from the file, its tables published to the stub, and two
  * connections of web:80: 198.51.100.7:40000 (local workers) and :40001
  * (an external FA at 1.1.1.2). */
@@ -98,17 +111,11 @@ static void setup(void)
 
 	teardown();
 	write_conf(1, "80, 443", "0-1");
-	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
-	loaded = true;
-	fp_stub_reset();
-	sm = ctl_sm_create(&conf, NOW);
-	CU_ASSERT_FATAL(sm != NULL);
-	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
+	sm_from_file();
 	CU_ASSERT_EQUAL(ctl_sm_interest(sm, &f, 0x02, 0, NOW - 4000, &t), CTL_INT_NEW);
 	f.sport = 40001;
 	CU_ASSERT_EQUAL(ctl_sm_interest(sm, &f, 0x02, 0x01010102, NOW - 3000, &t), CTL_INT_NEW);
 	publish();
-	change_log = tmpfile();
 }
 
 /* Run line; the text is in `text`. */
@@ -669,19 +676,6 @@ static void test_reload(void)
 }
 
 /* Two TCP services of one VIP, web's ports and mail's given. */
-/* A fresh SM from the configuration file as it is now, for the reload
- * tests (which then rewrite the file). */
-static void sm_from_file(void)
-{
-	CU_ASSERT_FATAL(ctl_conf_load(conf_file, &conf, stderr) == 0);
-	loaded = true;
-	fp_stub_reset();
-	sm = ctl_sm_create(&conf, NOW);
-	CU_ASSERT_FATAL(sm != NULL);
-	view = (struct ctl_view){ .c = &conf, .sm = sm, .started_ms = NOW - 5000 };
-	change_log = tmpfile();
-}
-
 static void write_moves_conf(const char *web, const char *mail)
 {
 	FILE *f = fopen(conf_file, "w");

@@ -44,7 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -857,55 +856,18 @@ static void timers(struct agent *a, uint64_t now)
 
 /* ---- start-up -------------------------------------------------------------------------------- */
 
-/* The key: the first line of a regular file (CR LF stripped), 1..CASA_KEY_MAX
- * octets. Opened without blocking and read no further than a key can go,
- * so a path naming a FIFO or /dev/zero is an error, not a hang. */
-static int key_read(const char *file, struct casa_key *k)
-{
-	char line[CASA_KEY_MAX + 2]; // the key, CR and LF
-	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	const char *why = NULL, *nl;
-	struct stat st;
-	ssize_t got = 0;
-	size_t len;
-
-	if (fd < 0 || fstat(fd, &st) != 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	else if ((got = read(fd, line, sizeof(line))) < 0)
-		why = strerror(errno);
-	if (fd >= 0)
-		close(fd);
-	if (why) {
-		fprintf(stderr, "casalb-agent: key file %s: %s\n", file, why);
-		return -1;
-	}
-	nl = memchr(line, '\n', (size_t)got);
-	len = nl ? (size_t)(nl - line) : (size_t)got;
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	if (len == 0 || len > CASA_KEY_MAX || (!nl && got == (ssize_t)sizeof(line))) {
-		fprintf(stderr, "casalb-agent: key file %s: 1..%d octets on the first line\n", file,
-			CASA_KEY_MAX);
-		explicit_bzero(line, sizeof(line));
-		return -1;
-	}
-	k->len = (uint8_t)len;
-	memcpy(k->bytes, line, len);
-	explicit_bzero(line, sizeof(line));
-	return 0;
-}
-
 static struct casa_auth_ctx *key_load(const char *file, uint8_t alg, uint8_t id)
 {
 	struct casa_auth_params p;
 	struct casa_key k = { .alg = alg, .id = id };
 	struct casa_auth_ctx *ctx;
+	char err[320];
 
 	casa_auth_params_default(&p);
-	if (key_read(file, &k) != 0)
+	if (casa_key_file_read(file, &k, err, sizeof(err)) != 0) {
+		fprintf(stderr, "casalb-agent: %s\n", err);
 		exit(1);
+	}
 	ctx = casa_auth_create(&p);
 	if (!ctx || casa_auth_set_key(ctx, &k, (uint32_t)time(NULL)) != 0) {
 		fprintf(stderr, "casalb-agent: key file %s: the key is refused\n", file);

@@ -649,6 +649,20 @@ void casa_auth_destroy(struct casa_auth_ctx *ctx);
  * algorithm or length, or -EEXIST for a different key under the current id.
  */
 int casa_auth_set_key(struct casa_auth_ctx *ctx, const struct casa_key *key, uint32_t now);
+/*
+ * The first line of a regular file, CR LF stripped, into buf (cap octets,
+ * not terminated). Only a regular file is read, and only as far as buf goes,
+ * so a path naming a FIFO or /dev/zero neither blocks nor fills memory.
+ * Returns NULL with *len set (SIZE_MAX when the line does not end within
+ * cap), or why the file cannot be read (a static string).
+ */
+const char *casa_file_first_line(const char *path, char *buf, size_t cap, size_t *len);
+/*
+ * A key file: its first line (casa_file_first_line), 1..CASA_KEY_MAX
+ * octets, into key->bytes and key->len (alg and id are the caller's).
+ * Returns 0, or -1 with a one-line reason naming the file in err.
+ */
+int casa_key_file_read(const char *path, struct casa_key *key, char *err, size_t errlen);
 /* Drop all keys: back to "no key configured". */
 void casa_auth_clear_keys(struct casa_auth_ctx *ctx);
 /* True when a key is configured (messages must then carry CASALB_AUTH). */

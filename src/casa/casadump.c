@@ -1470,27 +1470,12 @@ static int run_hex(struct dump *d, int argc, char **argv)
  * as `echo` writes it, is not part of the key. */
 static int key_load(const char *path, struct casa_key *k)
 {
-	uint8_t buf[CASA_KEY_MAX + 3];
-	FILE *f = fopen(path, "rb");
-	size_t n;
+	char err[320];
 
-	if (!f) {
-		fprintf(stderr, "casadump: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	if (n == 0 || n > CASA_KEY_MAX) {
-		fprintf(stderr, "casadump: %s: key must be 1 to %d bytes\n", path, CASA_KEY_MAX);
-		return -1;
-	}
-	memcpy(k->bytes, buf, n);
-	k->len = (uint8_t)n;
-	return 0;
+	if (casa_key_file_read(path, k, err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "casadump: %s\n", err);
+	return -1;
 }
 
 static int auth_setup(struct dump *d)

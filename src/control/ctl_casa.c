@@ -663,32 +663,14 @@ static int key_load(struct ctl_casa *x, uint32_t wall, char *err, size_t errlen)
 {
 	const struct ctl_sm_conf *s = &x->c->sm;
 	struct casa_key key = { .alg = s->auth_alg, .id = s->key_id };
-	char line[CASA_KEY_MAX + 4];
-	FILE *f;
-	size_t n;
 	int rc;
 
 	if (s->auth_alg == CASA_AUTH_NONE)
 		return 0;
-	f = fopen(s->key_file, "r");
-	if (!f) {
-		snprintf(err, errlen, "key file %s: %s", s->key_file, strerror(errno));
+	if (casa_key_file_read(s->key_file, &key, err, errlen) != 0)
 		return -1;
-	}
-	if (!fgets(line, sizeof(line), f))
-		line[0] = 0;
-	fclose(f);
-	n = strcspn(line, "\r\n");
-	if (n == 0 || n > CASA_KEY_MAX) {
-		snprintf(err, errlen, "key file %s: the first line must hold 1..%d octets",
-			 s->key_file, CASA_KEY_MAX);
-		return -1;
-	}
-	key.len = (uint8_t)n;
-	memcpy(key.bytes, line, n);
 	rc = casa_auth_set_key(x->auth, &key, wall);
-	memset(&key, 0, sizeof(key));
-	memset(line, 0, sizeof(line));
+	explicit_bzero(&key, sizeof(key));
 	if (rc != 0) {
 		snprintf(err, errlen, "key file %s: rejected (%s)", s->key_file, strerror(-rc));
 		return -1;

@@ -9,15 +9,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "casa.h"
 #include "ctl.h"
@@ -988,44 +985,6 @@ static void load_fa_prefixes(struct ctx *x, struct ctl_sm_conf *sm, const config
 }
 
 /*
- * The first line of a regular file, CR LF stripped, into buf (cap octets,
- * not terminated). Only a regular file is read, and only as far as buf goes,
- * so a path naming a FIFO or /dev/zero neither blocks nor fills memory.
- * Returns NULL with *len set (SIZE_MAX when the line does not end within
- * cap), or why the file cannot be read.
- */
-static const char *read_first_line(const char *path, char *buf, size_t cap, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	const char *why = NULL, *nl;
-	size_t got = 0;
-	struct stat st;
-	ssize_t r = 0;
-
-	if (fd < 0 || fstat(fd, &st) != 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	while (!why && got < cap && (r = read(fd, buf + got, cap - got)) > 0)
-		got += (size_t)r;
-	if (!why && r < 0)
-		why = strerror(errno);
-	if (fd >= 0)
-		close(fd);
-	if (why)
-		return why;
-	nl = memchr(buf, '\n', got);
-	if (!nl && got == cap) {
-		*len = SIZE_MAX;
-		return NULL;
-	}
-	*len = nl ? (size_t)(nl - buf) : got;
-	if (*len > 0 && buf[*len - 1] == '\r')
-		(*len)--;
-	return NULL;
-}
-
-/*
  * The key: the first line of the file (CR LF stripped), 1..CASA_KEY_MAX
  * octets. Checked here so that a bad key fails `casalb -n`; the Service
  * Manager reads it again where it is used. The key is never kept in the
@@ -1035,7 +994,7 @@ static void check_key_file(struct ctx *x, const config_setting_t *s, const char 
 {
 	char key[CASA_KEY_MAX + 2]; // the key, CR and LF
 	size_t len = 0;
-	const char *why = read_first_line(path, key, sizeof(key), &len);
+	const char *why = casa_file_first_line(path, key, sizeof(key), &len);
 
 	if (why)
 		err(x, s, "service_manager auth", "key_file \"%s\": %s", path, why);
@@ -1175,7 +1134,7 @@ static void read_secret(struct ctx *x, const config_setting_t *s, const char *ke
 {
 	char buf[CTL_SECRET_MAX + 2];
 	size_t len = 0;
-	const char *why = read_first_line(path, buf, sizeof(buf), &len);
+	const char *why = casa_file_first_line(path, buf, sizeof(buf), &len);
 
 	if (why)
 		err(x, s, "console", "%s \"%s\": %s", key, path, why);

@@ -227,7 +227,7 @@ run -q -k "$TMP/key" -t 120 -r "$TMP/replay.pcap"
 check_error "the same V12 twice: replay" "casadump: packet 2: replayed sequence number (CASA_E_AUTH_REPLAY)"
 check_stdout "replay: first copy verified" "seq 1 verified"
 run -k "$TMP/key-empty" "$(vec V12)"
-check_error "empty key file" "key must be 1 to 64 bytes"
+check_error "empty key file" "1..64 octets on the first line"
 run -k "$TMP/no-such-key" "$(vec V12)"
 check_error "missing key file" "No such file"
 

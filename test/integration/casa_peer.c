@@ -77,18 +77,14 @@ static struct casa_auth_ctx *auth_with(const char *file, uint8_t key_id, bool co
 	struct casa_auth_params prm;
 	struct casa_key k = { .alg = CASA_AUTH_HMAC_SHA256, .id = key_id };
 	struct casa_auth_ctx *a;
-	char line[80] = "";
-	FILE *f = fopen(file, "r");
+	char err[320];
 
 	casa_auth_params_default(&prm);
 	a = casa_auth_create(&prm);
-	if (!f || !a || !fgets(line, sizeof(line), f)) {
-		fprintf(stderr, "casa_peer: key file %s unreadable\n", file);
+	if (!a || casa_key_file_read(file, &k, err, sizeof(err)) != 0) {
+		fprintf(stderr, "casa_peer: %s\n", a ? err : "no memory");
 		exit(2);
 	}
-	fclose(f);
-	k.len = (uint8_t)strcspn(line, "\r\n");
-	memcpy(k.bytes, line, k.len);
 	if (corrupt)
 		k.bytes[0] ^= 0x55;
 	casa_auth_set_key(a, &k, (uint32_t)time(NULL));
